@@ -1,0 +1,46 @@
+# mpml: the two commands that matter are `make demo` and `make test`.
+# Both run `make setup` first, which installs and builds everything mpml needs
+# and does nothing that is already done.
+
+SHELL := /bin/bash
+BUILD := $(CURDIR)/build
+VENV := $(BUILD)/venv
+PY := $(VENV)/bin/python
+STAMPS := $(BUILD)/stamps
+PYTEST_ARGS ?=
+
+.PHONY: all setup system-packages venv firmware demo test clean distclean
+
+all: demo
+
+setup: system-packages venv firmware
+
+system-packages:
+	@tools/setup/apt.sh
+
+venv: $(STAMPS)/venv
+
+$(STAMPS)/venv: host/pyproject.toml | system-packages
+	@echo "mpml setup: creating the virtual environment in $(VENV)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e 'host[test]'
+	@mkdir -p $(STAMPS) && touch $@
+
+# MicroPython's own make is incremental, so this is cheap when nothing changed.
+firmware: venv
+	@src=$$(tools/setup/micropython-source.sh $(BUILD)) && \
+	$(PY) tools/setup/build_firmware.py "$$src" $(BUILD)
+
+demo: setup
+	@$(PY) tools/demo.py
+
+test: setup
+	@$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean:
+	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true
+	rm -rf $(BUILD)/firmware $(BUILD)/run
+
+distclean: clean
+	rm -rf $(BUILD)
