@@ -20,12 +20,18 @@ class VirtualBoardError(Exception):
 
 @dataclass(frozen=True)
 class VirtualBoardSpec:
-    """One kind of virtual board (unix, m0, m3, rv32)."""
+    """One kind of virtual board (unix, m0, m3, rv32).
 
-    kind: str
+    `arch` is the instruction set code for this board is compiled for;
+    `mpy_arch` what its firmware reports in sys.implementation._mpy (they
+    differ only where MicroPython cannot name the ISA exactly).
+    """
+
+    kind: str  # also the board's name in `mpml virtual start KIND`
     title: str
     stands_for: str
     arch: str
+    mpy_arch: str
     engine: str
     firmware: str
     filesystem: str
@@ -72,6 +78,7 @@ def _load(path: Path) -> VirtualBoardSpec:
         title=data["title"],
         stands_for=data["stands_for"],
         arch=data["arch"],
+        mpy_arch=data.get("mpy_arch", data["arch"]),
         engine=virtual["engine"],
         firmware=virtual["firmware"],
         filesystem=virtual["filesystem"],

@@ -45,6 +45,11 @@ MAX_PENDING_OUT = 1024 * 1024
 LOG_ROTATE_BYTES = 4 * 1024 * 1024
 TAIL_BYTES = 4096
 CRASH_LOOP = (5, 10.0)  # this many crashes within this many seconds: give up
+# The qemu port's fault handlers print this and then spin for ever; a board
+# would sit there until its watchdog or a human reset it. We reset it, after
+# letting the register dump through.
+FAULT_MARK = b" EXCEPTION CAUGHT:"  # ARM: "HardFault exception caught:", RISC-V in capitals
+FAULT_GRACE = 0.3
 
 PR_SET_PDEATHSIG = 1
 
@@ -85,11 +90,13 @@ class Supervisor:
         self.child: subprocess.Popen | None = None
         self.stopping = False
         self.last_sigint = 0.0
+        self.fault_deadline = 0.0
         self.crash_times: deque[float] = deque(maxlen=CRASH_LOOP[0])
         self.state = {
             "name": name,
             "kind": board.kind,
             "arch": board.arch,
+            "mpy_arch": board.mpy_arch,
             "pid": os.getpid(),
             "status": "starting",
             "started": time.time(),
@@ -138,6 +145,7 @@ class Supervisor:
         self.save_state()
 
     def child_exited(self) -> None:
+        self.fault_deadline = 0.0
         self.sel.unregister(self.child.stdout)
         if self.to_child:
             self.to_child.clear()
@@ -254,8 +262,9 @@ class Supervisor:
                 last_watch = time.monotonic()
                 if not _alive(self.watch_pid):
                     self.stopping = True
-            if self.state["status"] == "crashed" and self.child is None:
-                continue
+            if self.fault_deadline and time.monotonic() > self.fault_deadline and self.child is not None:
+                self.fault_deadline = 0.0
+                self.child.kill()
         self.shutdown()
         os.close(slave)
         return 0
@@ -295,6 +304,8 @@ class Supervisor:
                 self.state["status"] = "running"
                 self.save_state()
             self.record_output(data)
+            if self.board.engine == "qemu" and not self.fault_deadline and FAULT_MARK in b"".join(self.tail)[-len(data) - len(FAULT_MARK):].upper():
+                self.fault_deadline = time.monotonic() + FAULT_GRACE
             room = MAX_PENDING_OUT - len(self.to_host)
             if room < len(data):
                 self.state["dropped_output_bytes"] += len(data) - max(room, 0)

@@ -1,0 +1,87 @@
+"""Test harness: virtual boards as fixtures, reached through mpml's transport.
+
+`board` is parametrized over every virtual board kind; `conn` is a fresh
+Connection (soft reset, as mpremote does) to it. Boards are started once per
+session in a private run folder, watch the pytest process (so none outlives it)
+and are stopped at the end. A board that failed to build fails its tests, or
+for an optional board (rv32) skips them with the build error as the reason;
+the summary at the end lists every board's state either way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Keep the tests' boards apart from any the user has running: set before mpml
+# reads it, and inherited by the `mpml` and `mpremote` commands tests run.
+os.environ.setdefault("MPML_RUN_DIR", tempfile.mkdtemp(prefix="mpml-test-boards-"))
+
+from mpml import virtual  # noqa: E402
+from mpml.device import Connection  # noqa: E402
+
+BOARD_KINDS = sorted(virtual.specs())
+_started: dict[str, virtual.VirtualBoard] = {}
+_problems: dict[str, str] = {}
+
+
+def start_board(kind: str) -> virtual.VirtualBoard:
+    """The session's board of `kind`, started on first use."""
+    spec = virtual.spec(kind)
+    if kind in _problems:
+        _unavailable(spec, _problems[kind])
+    board = _started.get(kind)
+    if board is not None and board.refresh().status == "running":
+        return board
+    try:
+        board = virtual.start(kind, name=f"test-{kind}", fresh=True, watch_pid=os.getpid())
+    except virtual.VirtualBoardError as e:
+        _problems[kind] = str(e)
+        _unavailable(spec, str(e))
+    _started[kind] = board
+    return board
+
+
+def _unavailable(spec: virtual.VirtualBoardSpec, why: str) -> None:
+    if spec.optional:
+        pytest.skip(f"{spec.kind} board unavailable (optional): {why}")
+    pytest.fail(f"{spec.kind} board unavailable: {why}")
+
+
+@pytest.fixture(params=BOARD_KINDS)
+def board(request) -> virtual.VirtualBoard:
+    """A running virtual board of each kind."""
+    return start_board(request.param)
+
+
+@pytest.fixture
+def conn(board):
+    """A REPL connection to `board` (soft-reset on entry, closed afterwards)."""
+    c = Connection(board.port, timeout=15)
+    yield c
+    c.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    virtual.stop_all()
+
+
+def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    tr.section("virtual boards")
+    for kind in BOARD_KINDS:
+        spec = virtual.spec(kind)
+        status = spec.build_status()
+        if status and not status.get("ok"):
+            line = f"{kind:5} {spec.arch:8} BUILD FAILED (log: {status.get('log')})"
+        elif kind in _problems:
+            line = f"{kind:5} {spec.arch:8} DID NOT START: {_problems[kind].splitlines()[0]}"
+        elif kind in _started:
+            b = _started[kind].refresh()
+            line = (f"{kind:5} {spec.arch:8} tested; boots {b.state.get('boots')}, "
+                    f"crashes {b.state.get('crashes')} (some tests crash boards on purpose)")
+        else:
+            line = f"{kind:5} {spec.arch:8} not used by the selected tests"
+        tr.write_line(line)
