@@ -11,6 +11,8 @@ PACKAGES=(
     qemu-system-arm qemu-system-misc
     dpkg-dev xz-utils
 )
+# Extra names to require (the tests use this to check the not-root message).
+PACKAGES+=(${MPML_EXTRA_APT_PACKAGES:-})
 
 missing=()
 for p in "${PACKAGES[@]}"; do
