@@ -156,7 +156,7 @@ def test_a_hung_board_is_reported_with_its_last_output(board):
         assert "about to hang" in str(e.value)
     finally:
         c.close()
-    _restart(board)
+        _restart(board)
 
 
 def _restart(board):

@@ -36,11 +36,15 @@ def log_tail(path: Path, lines: int = 25) -> str:
         return ""
 
 
-def run_make(args: list[str], log: Path) -> bool:
+def run_make(args: list[str], log: Path, src: Path) -> bool:
+    # MicroPython names its version after `git describe` of its tree. Debian's
+    # source has no .git, and git would otherwise find mpml's own repository
+    # above build/ and stamp the firmware with mpml's commit.
+    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(src.parent))
     with log.open("a") as f:
         f.write("$ " + " ".join(args) + "\n")
         f.flush()
-        return subprocess.run(args, stdout=f, stderr=subprocess.STDOUT).returncode == 0
+        return subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, env=env).returncode == 0
 
 
 def fresh_dir(out: Path, config: dict) -> None:
@@ -123,7 +127,7 @@ def main() -> int:
     log.write_text("")
     t0 = time.monotonic()
     print("mpml setup: building mpy-cross", flush=True)
-    if not run_make(["make", f"-j{JOBS}", "-C", str(src / "mpy-cross"), f"BUILD={mpy_out}"], log):
+    if not run_make(["make", f"-j{JOBS}", "-C", str(src / "mpy-cross"), f"BUILD={mpy_out}"], log, src):
         print(f"mpml setup: mpy-cross failed to build; log: {log}\n{log_tail(log)}", file=sys.stderr)
         return 1
 
@@ -145,7 +149,7 @@ def main() -> int:
         t1 = time.monotonic()
         print(f"mpml setup: building firmware for the {name} board ({spec['arch']})", flush=True)
         try:
-            ok = run_make(board_make_args(spec, src, out, mpy_cross, lib_stub), log)
+            ok = run_make(board_make_args(spec, src, out, mpy_cross, lib_stub), log, src)
         except (subprocess.CalledProcessError, OSError, ValueError) as e:
             with log.open("a") as f:
                 f.write(f"\n{e}\n")

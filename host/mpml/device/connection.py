@@ -41,7 +41,8 @@ def _virtual_board_tail(port: str) -> str:
     except ImportError:
         return ""
     for board in boards():
-        if board.port == port or str(board.state_dir / "tty") == port:
+        # pty numbers are reused: only a live board's state names its port.
+        if board.status != "stopped" and (board.port == port or str(board.state_dir / "tty") == port):
             return board.console_tail(1000)
     return ""
 
