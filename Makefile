@@ -36,7 +36,7 @@ demo: setup
 	@$(PY) tools/demo.py
 
 test: setup
-	@$(PY) -m pytest tests $(PYTEST_ARGS)
+	@$(PY) -m pytest tests -v -rs $(PYTEST_ARGS)
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true

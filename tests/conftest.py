@@ -11,12 +11,14 @@ the summary at the end lists every board's state either way.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pytest
 
 # Keep the tests' boards apart from any the user has running: set before mpml
 # reads it, and inherited by the `mpml` and `mpremote` commands tests run.
+_OWN_RUN_DIR = "MPML_RUN_DIR" not in os.environ
 os.environ.setdefault("MPML_RUN_DIR", tempfile.mkdtemp(prefix="mpml-test-boards-"))
 
 from mpml import virtual  # noqa: E402
@@ -25,6 +27,7 @@ from mpml.device import Connection  # noqa: E402
 BOARD_KINDS = sorted(virtual.specs())
 _started: dict[str, virtual.VirtualBoard] = {}
 _problems: dict[str, str] = {}
+_any_failed = False
 
 
 def start_board(kind: str) -> virtual.VirtualBoard:
@@ -68,6 +71,19 @@ def pytest_sessionfinish(session, exitstatus):
     virtual.stop_all()
 
 
+def pytest_runtest_logreport(report):
+    global _any_failed
+    if report.failed:
+        _any_failed = True
+
+
+def pytest_unconfigure(config):
+    # Our private run folder goes, unless a test failed: then its console logs
+    # are worth keeping (the summary gives the path).
+    if _OWN_RUN_DIR and not _any_failed:
+        shutil.rmtree(os.environ["MPML_RUN_DIR"], ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("virtual boards")
@@ -85,3 +101,5 @@ def pytest_terminal_summary(terminalreporter):
         else:
             line = f"{kind:5} {spec.arch:8} not used by the selected tests"
         tr.write_line(line)
+    if _any_failed:
+        tr.write_line(f"board consoles and state kept in {os.environ['MPML_RUN_DIR']}")

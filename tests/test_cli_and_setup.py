@@ -13,21 +13,13 @@ import pytest
 
 from mpml import virtual
 from mpml.device import Connection
+from mpml.virtual.manager import process_alive
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def mpml(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mpml", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[-1][:1] != "Z"
 
 
 @pytest.mark.parametrize("kind", ["unix", "m0"])
@@ -46,13 +38,13 @@ def test_start_list_stop_leaves_no_process(kind):
 
     state = virtual.get(name).state
     pids = [state["pid"], state["child_pid"]]
-    assert all(alive(p) for p in pids)
+    assert all(process_alive(p) for p in pids)
     r = mpml("virtual", "stop", name)
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 5
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(p) for p in pids), "supervisor or firmware survived `mpml virtual stop`"
+    assert not any(process_alive(p) for p in pids), "supervisor or firmware survived `mpml virtual stop`"
     assert "stopped" in next(ln for ln in mpml("virtual", "list").stdout.splitlines() if ln.startswith(name + " "))
 
 

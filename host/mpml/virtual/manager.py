@@ -41,7 +41,7 @@ class VirtualBoard:
     def status(self) -> str:
         """starting, running, crashed or stopped ("stopped" too if the supervisor died)."""
         status = self.state.get("status", "stopped")
-        if status != "stopped" and not _alive(self.state.get("pid", 0)):
+        if status != "stopped" and not process_alive(self.state.get("pid", 0)):
             return "stopped"
         return status
 
@@ -60,7 +60,8 @@ class VirtualBoard:
             return ""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while process `pid` exists and is not a zombie."""
     if pid <= 0:
         return False
     try:
@@ -154,17 +155,17 @@ def stop(name: str, timeout: float = 5.0) -> bool:
     if board is None:
         return False
     pid = board.state.get("pid", 0)
-    was_running = _alive(pid)
+    was_running = process_alive(pid)
     if was_running:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
     # The firmware dies with its supervisor (PDEATHSIG); make sure of it.
     child = board.state.get("child_pid", 0)
-    if _alive(child):
+    if process_alive(child):
         try:
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:

@@ -33,6 +33,7 @@ from collections import deque
 from pathlib import Path
 
 from .. import paths
+from .manager import process_alive
 from .spec import VirtualBoardSpec, spec
 
 # Exit codes of firmware/virtual/unix_repl.py for a soft reset.
@@ -260,7 +261,7 @@ class Supervisor:
                 self.handle(key.data, events)
             if self.watch_pid and time.monotonic() - last_watch > 1.0:
                 last_watch = time.monotonic()
-                if not _alive(self.watch_pid):
+                if not process_alive(self.watch_pid):
                     self.stopping = True
             if self.fault_deadline and time.monotonic() > self.fault_deadline and self.child is not None:
                 self.fault_deadline = 0.0
@@ -328,16 +329,6 @@ class Supervisor:
         self.save_state()
         (self.dir / "tty").unlink(missing_ok=True)
         self.log.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
