@@ -27,3 +27,11 @@ def firmware_dir() -> Path:
 def run_dir() -> Path:
     """State of running virtual boards: one folder per board name."""
     return Path(os.environ.get("MPML_RUN_DIR", build_dir() / "run"))
+
+
+def micropython_src() -> Path | None:
+    """The MicroPython source tree the firmware was built from (None before setup)."""
+    try:
+        return Path((firmware_dir() / "micropython-src.txt").read_text().strip())
+    except OSError:
+        return None

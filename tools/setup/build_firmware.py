@@ -116,6 +116,8 @@ def main() -> int:
     src = Path(sys.argv[1]).resolve()
     fw_root = Path(sys.argv[2]).resolve() / "firmware"
     fw_root.mkdir(parents=True, exist_ok=True)
+    # Which MicroPython tree these builds come from (natmod builds need it too).
+    (fw_root / "micropython-src.txt").write_text(f"{src}\n")
     status: dict[str, dict] = {}
 
     # mpy-cross first and on its own: it is needed to freeze code, and its link
