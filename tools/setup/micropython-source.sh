@@ -49,7 +49,7 @@ if ! apt-cache showsrc micropython 2>/dev/null | grep -q '^Version: 1\.2[5-8]'; 
         exit 1
     fi
     mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-             | grep -v security | head -n1 | awk '{print $2}')
+             | grep -v security | head -n1 | awk '{print $2}' || true)
     mirror=${mirror:-http://deb.debian.org/debian}
     say "adding deb-src entry for Debian trixie ($mirror) to fetch MicroPython's source package"
     cat > /etc/apt/sources.list.d/mpml-trixie-src.sources <<SRC
