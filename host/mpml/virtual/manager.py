@@ -121,6 +121,8 @@ def start(kind: str, name: str | None = None, fresh: bool = False, timeout: floa
         if existing.kind != kind:
             raise VirtualBoardError(f"a {existing.kind} board called {name!r} is already running")
         return existing
+    if existing:
+        stop(name)  # a board left "crashed" still has a supervisor holding its port
     state_dir = paths.run_dir() / name
     if fresh and state_dir.exists():
         shutil.rmtree(state_dir)
