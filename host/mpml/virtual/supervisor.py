@@ -135,7 +135,7 @@ class Supervisor:
         cmd = firmware_command(self.board, self.flash_dir, mode)
         self.child = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(self.dir / "firmware-stderr.log", "ab"),
+            stderr=self.stderr_log,
             preexec_fn=_die_with_parent, bufsize=0,
         )
         os.set_blocking(self.child.stdin.fileno(), False)
@@ -148,8 +148,7 @@ class Supervisor:
     def child_exited(self) -> None:
         self.fault_deadline = 0.0
         self.sel.unregister(self.child.stdout)
-        if self.to_child:
-            self.to_child.clear()
+        self.to_child.clear()
         try:
             self.sel.unregister(self.child.stdin)
         except (KeyError, ValueError):
@@ -239,6 +238,7 @@ class Supervisor:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.flash_dir.mkdir(exist_ok=True)
         self.log = self.log_path.open("ab")
+        self.stderr_log = (self.dir / "firmware-stderr.log").open("ab")
         self.master, slave = pty.openpty()
         # Keep our own slave fd open: the port must not vanish (EIO) each time
         # a client closes it, as a USB serial device does not.
@@ -329,6 +329,7 @@ class Supervisor:
         self.save_state()
         (self.dir / "tty").unlink(missing_ok=True)
         self.log.close()
+        self.stderr_log.close()
 
 
 def main(argv: list[str] | None = None) -> int:
