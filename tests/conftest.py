@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 
 import pytest
 
@@ -45,6 +46,20 @@ def start_board(kind: str) -> virtual.VirtualBoard:
         _unavailable(spec, str(e))
     _started[kind] = board
     return board
+
+
+def wait_for_crash_reboot(name: str, crashes_before: int, timeout: float = 10.0) -> dict:
+    """The board's state once it has counted one more crash and booted again."""
+    deadline = time.monotonic() + timeout
+    state = virtual.get(name).state
+    while time.monotonic() < deadline:
+        state = virtual.get(name).state
+        if state["crashes"] > crashes_before and state.get("status") == "running":
+            break
+        time.sleep(0.1)
+    # Let the rebooted firmware reach its prompt before anyone connects.
+    time.sleep(0.5)
+    return state
 
 
 def _unavailable(spec: virtual.VirtualBoardSpec, why: str) -> None:

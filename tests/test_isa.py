@@ -6,11 +6,9 @@ virtual board must catch that, or it would prove nothing about a Pico.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from conftest import start_board
+from conftest import start_board, wait_for_crash_reboot
 from mpml import virtual
 from mpml.device import BoardError, Connection
 
@@ -59,10 +57,6 @@ def test_m0_rejects_armv7m_instruction():
     assert "HardFault" in str(e.value)
     assert "quotient" not in str(e.value)
     # The board's watchdog stand-in reboots it, and it answers again.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and virtual.get(board.name).state["crashes"] == crashes:
-        time.sleep(0.1)
-    assert virtual.get(board.name).state["crashes"] == crashes + 1
-    time.sleep(0.5)
+    assert wait_for_crash_reboot(board.name, crashes)["crashes"] == crashes + 1
     with Connection(board.port) as c:
         assert c.eval("6 * 7") == 42

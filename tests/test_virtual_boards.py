@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for_crash_reboot
 from mpml.device import BoardExecError, BoardTimeout, Connection
 from mpml.device.arch import arch_from_mpy, mpy_version
 
@@ -186,16 +187,9 @@ def test_a_crash_is_detected_and_the_board_reboots(board):
             c.exec(crash, timeout=5)
     finally:
         c.close()
-    deadline = time.monotonic() + 10
-    state = {}
-    while time.monotonic() < deadline:
-        state = virtual.get(board.name).state
-        if state["crashes"] > before and state.get("status") == "running":
-            break
-        time.sleep(0.1)
+    state = wait_for_crash_reboot(board.name, before)
     assert state["crashes"] == before + 1, state
     assert state["last_crash"]["last_output"] is not None
-    time.sleep(0.5)
     with Connection(board.port) as again:
         assert again.eval("3 * 3") == 9
 
