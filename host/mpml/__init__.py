@@ -6,3 +6,7 @@ boards over the USB REPL through mpremote's transport. Virtual boards
 """
 
 __version__ = "0.1.0"
+
+# The op set and blob format are the device package's files, shared as
+# mpml.ops and mpml.blobfmt (see mpml.shared).
+from mpml import shared as _shared  # noqa: E402,F401
