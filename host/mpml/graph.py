@@ -40,6 +40,8 @@ class Tensor:
             self.data = np.ascontiguousarray(self.data, dtype=np.dtype(self.dtype).newbyteorder("<"))
             if self.data.size != self.size:
                 raise ValueError(f"tensor {self.name!r}: {self.data.size} values for shape {self.shape}")
+            # the stored bytes in stored order (blocked layouts included), seen in the tensor's shape
+            self.data = self.data.reshape(self.shape)
 
     @property
     def is_const(self) -> bool:
