@@ -1,0 +1,133 @@
+// CONV_2D with offset-binary weights blocked by 8 output channels.
+//
+// For every output pixel and block, the taps are fed to the MAC engine
+// (mac.c) as runs of contiguous input bytes. An interior pixel with dil_w == 1
+// is one call: k_h runs of k_w * in_c bytes, a row stride apart. At the
+// borders, padded taps read in_zp (docs/ops.md): they are fed from a small
+// buffer filled with in_zp, so borders use the same fast engine and the same
+// sums as the interior.
+#include "mpml_kernels.h"
+#include "requant.h"
+
+#define ZBUF 64
+
+typedef struct {
+    mpml_mac_t s;
+    const uint8_t *w;
+    const int8_t *zbuf;
+    int r;
+    int want_sum;
+} feed_t;
+
+static void feed(feed_t *f, const int8_t *x, int32_t n) {
+    if (n <= 0) {
+        return;
+    }
+    f->s.rows = 1;
+    f->s.stride = 0;
+    f->s.n = n;
+    f->w = mpml_mac(&f->s, x, f->w, f->r, f->want_sum);
+}
+
+static void feed_zp(feed_t *f, int32_t n) {
+    while (n > 0) {
+        int32_t k = n < ZBUF ? n : ZBUF;
+        feed(f, f->zbuf, k);
+        n -= k;
+    }
+}
+
+void mpml_conv_2d(const int32_t *p, const int8_t *in, const uint8_t *w,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+    int32_t batches = p[0], in_h = p[1], in_w = p[2], in_c = p[3];
+    int32_t out_h = p[4], out_w = p[5], out_c = p[6], k_h = p[7], k_w = p[8];
+    int32_t s_h = p[9], s_w = p[10], d_h = p[11], d_w = p[12];
+    int64_t pad_t = p[13], pad_l = p[14];
+    int8_t in_zp = (int8_t)p[15];
+    int32_t out_offset = p[16], lo = p[17], hi = p[18];
+    // The weight buffer was validated, so K and out_c * K fit.
+    size_t K = (size_t)k_h * k_w * in_c;
+    size_t row = (size_t)in_w * in_c;
+    int8_t zbuf[ZBUF];
+    for (int i = 0; i < ZBUF; i++) {
+        zbuf[i] = in_zp;
+    }
+    int8_t *y = out;
+    for (int32_t b = 0; b < batches; b++) {
+        const int8_t *img = in + (size_t)b * in_h * row;
+        // Geometry in 64 bits (pads are any int32), by additions only:
+        // armv6m has no long multiply.
+        int64_t iy0 = -pad_t;
+        for (int32_t oy = 0; oy < out_h; oy++, iy0 += s_h) {
+            int rows_inside = iy0 >= 0 && iy0 + (int64_t)((k_h - 1) * d_h) < in_h;
+            int64_t ix0 = -pad_l;
+            for (int32_t ox = 0; ox < out_w; ox++, y += out_c, ix0 += s_w) {
+                int inside = rows_inside && d_w == 1 && ix0 >= 0 && ix0 + k_w - 1 < in_w;
+                uint32_t corr = 0;
+                for (int32_t o0 = 0; o0 < out_c; o0 += MPML_OUT_BLOCK) {
+                    feed_t f;
+                    for (int j = 0; j < 8; j++) {
+                        f.s.acc[j] = 0;
+                    }
+                    f.s.sum = 0;
+                    f.w = w + (size_t)o0 * K;
+                    f.zbuf = zbuf;
+                    f.want_sum = o0 == 0;
+                    f.r = out_c - o0 < MPML_OUT_BLOCK ? out_c - o0 : MPML_OUT_BLOCK;
+                    if (inside) {
+                        f.s.rows = k_h;
+                        f.s.n = k_w * in_c;
+                        f.s.stride = k_h > 1 ? (int32_t)(d_h * row) : 0;
+                        mpml_mac(&f.s, img + (size_t)iy0 * row + (size_t)ix0 * in_c, f.w, f.r, f.want_sum);
+                    } else {
+                        int64_t iy = iy0 - d_h;
+                        for (int32_t fy = 0; fy < k_h; fy++) {
+                            iy += d_h;
+                            if (iy < 0 || iy >= in_h) {
+                                feed_zp(&f, k_w * in_c);
+                                continue;
+                            }
+                            const int8_t *xr = img + (size_t)iy * row;
+                            if (d_w == 1) {
+                                // Valid taps are one contiguous range [lo_fx, hi_fx).
+                                int64_t lo_fx = ix0 < 0 ? -ix0 : 0;
+                                int64_t hi_fx = in_w - ix0;
+                                if (lo_fx > k_w) {
+                                    lo_fx = k_w;
+                                }
+                                if (hi_fx > k_w) {
+                                    hi_fx = k_w;
+                                }
+                                if (hi_fx < lo_fx) {
+                                    hi_fx = lo_fx;
+                                }
+                                feed_zp(&f, (int32_t)lo_fx * in_c);
+                                if (hi_fx > lo_fx) {
+                                    feed(&f, xr + (size_t)(ix0 + lo_fx) * in_c, (int32_t)(hi_fx - lo_fx) * in_c);
+                                }
+                                feed_zp(&f, (k_w - (int32_t)hi_fx) * in_c);
+                            } else {
+                                int64_t ix = ix0;
+                                for (int32_t fx = 0; fx < k_w; fx++, ix += d_w) {
+                                    if (ix < 0 || ix >= in_w) {
+                                        feed_zp(&f, in_c);
+                                    } else {
+                                        feed(&f, xr + (size_t)ix * in_c, in_c);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if (o0 == 0) {
+                        corr = (uint32_t)f.s.sum << 7;
+                    }
+                    for (int j = 0; j < f.r; j++) {
+                        int32_t o = o0 + j;
+                        int32_t acc = (int32_t)((uint32_t)bias[o] + (uint32_t)f.s.acc[j] - corr);
+                        y[o] = mpml_requant8(acc, mult[o], shift[o], out_offset, lo, hi);
+                    }
+                }
+            }
+        }
+    }
+}
