@@ -1,0 +1,1 @@
+"""Importers: models made elsewhere (TFLite, later scikit-learn) as mpml Graphs."""

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (not needed at run time): generated TFLite models."""
