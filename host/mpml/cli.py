@@ -48,6 +48,37 @@ def cmd_virtual_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    # Imported lazily: the importer pulls in numpy and the tflite schema package.
+    from pathlib import Path
+
+    from .blob import BlobError, save
+    from .importers.tflite import TFLiteImportError, load_tflite
+
+    src = Path(args.model)
+    if src.suffix.lower() != ".tflite":
+        print(f"mpml: {src}: only .tflite models can be imported", file=sys.stderr)
+        return 1
+    out = Path(args.output) if args.output else src.with_suffix(".mpml")
+    try:
+        graph = load_tflite(src, name=args.name)
+        if args.labels:
+            labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
+            graph.outputs[0].labels = labels
+        data = save(graph, out)
+    except (TFLiteImportError, BlobError, OSError) as e:
+        print(f"mpml: {e}", file=sys.stderr)
+        return 1
+    from .blob import read_blob
+    arena = read_blob(data).arena_size
+    counts: dict[str, int] = {}
+    for op in graph.ops:
+        counts[op.name] = counts.get(op.name, 0) + 1
+    summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+    print(f"{out}: {len(data)} bytes, arena {arena} bytes, {len(graph.ops)} ops ({summary})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mpml", description="TinyML for MicroPython boards.")
     ap.add_argument("--version", action="version", version=f"mpml {__version__}")
@@ -67,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_virtual_stop)
     ls = vsub.add_parser("list", help="list the virtual boards, their state and serial ports")
     ls.set_defaults(func=cmd_virtual_list)
+
+    im = sub.add_parser("import", help="convert an int8 TFLite model to an .mpml blob",
+                        description="Convert a fully int8-quantized .tflite model to an .mpml blob that computes "
+                                    "exactly what the TFLite Micro interpreter computes (docs/reference-and-import.md).")
+    im.add_argument("model", help="the .tflite file")
+    im.add_argument("-o", "--output", help="the .mpml file to write (default: beside the model)")
+    im.add_argument("--name", help="the model's name in the blob (default: the file's stem)")
+    im.add_argument("--labels", help="a text file with one class name per line, for the first output")
+    im.set_defaults(func=cmd_import)
     return ap
 
 

@@ -16,7 +16,8 @@ import flatbuffers
 import numpy as np
 import tflite
 
-__all__ = ["ModelBuilder", "Net", "RANDOM_MODELS", "random_model", "random_chain", "cnn_1d", "cnn_2d", "mlp"]
+__all__ = ["ModelBuilder", "Net", "RANDOM_MODELS", "random_model", "random_chain", "random_residual",
+           "cnn_1d", "cnn_2d", "mlp", "run_tflm"]
 
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int8": tflite.TensorType.INT8,
           "int16": tflite.TensorType.INT16, "int32": tflite.TensorType.INT32,
@@ -511,3 +512,17 @@ def mlp(seed: int = 0, float_io: bool = True) -> bytes:
     x = net.fully_connected(x, 4)
     net.output(net.softmax(x))
     return net.build()
+
+
+# -- the oracle ------------------------------------------------------------------------------------
+
+def run_tflm(model: bytes, inputs, arena_size: int = 1 << 20) -> list[np.ndarray]:
+    """Run a model in the TFLM interpreter (the `tflite-micro` package): one array per output."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+    for k, x in enumerate(inputs):
+        interpreter.set_input(np.ascontiguousarray(x), k)
+    interpreter.invoke()
+    n_outputs = tflite.Model.GetRootAs(model, 0).Subgraphs(0).OutputsLength()
+    return [np.array(interpreter.get_output(k), copy=True) for k in range(n_outputs)]
