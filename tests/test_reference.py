@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mpml import ops
 from mpml.graph import Edge, Graph, Op, Tensor
-from mpml.reference import ReferenceError, quantize, dequantize, run
+from mpml.reference import ReferenceRunError, quantize, dequantize, run
 from mpml.reference import fixedpoint as fp
 from mpml.reference import tflm
 
@@ -182,7 +182,7 @@ def test_tree_ensemble_equals_a_recursive_walk(in_bytes: int) -> None:
 def test_tree_ensemble_refuses_a_cycle() -> None:
     nodes = [[0, 0, 1, 1], [0, 0, 0, 0]]  # 0 -> 1 -> 0 ...
     graph = _tree_graph(nodes, [0], np.zeros((1, 1), np.int16), 1, 1)
-    with pytest.raises(ReferenceError, match="cycle"):
+    with pytest.raises(ReferenceRunError, match="cycle"):
         run(graph, [np.zeros(1, np.int8)])
 
 
@@ -193,11 +193,11 @@ def test_run_checks_inputs() -> None:
                   [Edge(0, float_io=False)], [Edge(1, float_io=False)])
     (y,) = run(graph, [np.arange(6).reshape(2, 3)])
     assert y.dtype == np.int8 and y.shape == (6,) and y.tolist() == list(range(6))
-    with pytest.raises(ReferenceError, match="5 values"):
+    with pytest.raises(ReferenceRunError, match="5 values"):
         run(graph, [np.zeros(5, np.int8)])
-    with pytest.raises(ReferenceError, match="outside int8"):
+    with pytest.raises(ReferenceRunError, match="outside int8"):
         run(graph, [np.full(6, 300)])
-    with pytest.raises(ReferenceError, match="run_float"):
+    with pytest.raises(ReferenceRunError, match="run_float"):
         run(graph, [np.zeros(6, np.float32)])
 
 

@@ -194,3 +194,11 @@ def test_mpml_import_command(tmp_path) -> None:
     assert r.returncode == 1
     assert "cannot import" in r.stderr and "op 0 MUL" in r.stderr and "op 3 ADD" in r.stderr
     assert not (tmp_path / "bad.mpml").exists()
+
+
+def test_refuses_params_beyond_mpml_limits() -> None:
+    net = tm.Net(np.random.default_rng(2))
+    x = net.input((1, ops.MAX_DIM + 1))
+    net.output(net.fully_connected(x, 2))
+    with pytest.raises(TFLiteImportError, match="op 0 FULLY_CONNECTED: param 1 out of range"):
+        import_tflite(net.build())

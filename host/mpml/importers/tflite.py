@@ -130,6 +130,7 @@ class _Importer:
         self.tf = _read_tensors(self.model, self.sg, data)
         self.graph = Graph(name, [], [], [], [])
         self.gidx: dict[int, int] = {}  # TFLite tensor -> graph tensor (activations and int8 constants)
+        self.where = ""  # the op being converted, for messages
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -214,7 +215,13 @@ class _Importer:
 
     def emit(self, code: int, inputs: list[int], outputs: list[int], params: dict[str, int]) -> None:
         names = ops.OPS[code][3]
-        self.graph.ops.append(Op(code, inputs, outputs, [int(params[n]) for n in names]))
+        values = [int(params[n]) for n in names]
+        try:
+            ops.slot_sizes(code, values)  # mpml's own limits, e.g. dimensions up to ops.MAX_DIM
+        except ValueError as e:
+            self.problem(self.where, f"{e} (params {dict(zip(names, values))}): beyond what mpml's kernels take")
+            raise _Skip from None
+        self.graph.ops.append(Op(code, inputs, outputs, values))
 
     def fully_connected(self, where, op, ins, outs):
         x, w_t, y = self.tf[ins[0]], self.tf[ins[1]], self.tf[outs[0]]
@@ -454,7 +461,7 @@ class _Importer:
             name = self.op_name(k)
             op = sg.Operators(k)
             ins, outs = self.op_tensors(op)
-            where = f"op {k} {name}"
+            where = self.where = f"op {k} {name}"
             handler = handlers.get(name)
             if handler is None:
                 if name == "DEQUANTIZE":

@@ -26,12 +26,12 @@ from .fixedpoint import (
 )
 
 __all__ = [
-    "ReferenceError", "run", "run_float", "quantize", "dequantize", "KERNELS",
+    "ReferenceRunError", "run", "run_float", "quantize", "dequantize", "KERNELS",
     "SaturatingRoundingDoublingHighMul", "RoundingDivideByPOT", "MultiplyByQuantizedMultiplier",
 ]
 
 
-class ReferenceError(ValueError):
+class ReferenceRunError(ValueError):
     """A graph or input the reference cannot run, with the reason."""
 
 
@@ -118,7 +118,7 @@ def average_pool_2d(p: Sequence[int], x) -> np.ndarray:
         s = np.where(valid, win, 0).sum(axis=(3, 4))
         n = np.broadcast_to(valid, win.shape).sum(axis=(3, 4))
         if (n == 0).any():
-            raise ReferenceError("AVERAGE_POOL_2D: a window lies wholly in the padding")
+            raise ReferenceRunError("AVERAGE_POOL_2D: a window lies wholly in the padding")
         half = n // 2
         return np.where(s > 0, _c_div(s + half, n), _c_div(s - half, n))
     return _pool(p, x, avg)
@@ -180,19 +180,19 @@ def tree_ensemble(p: Sequence[int], x, nodes, roots, leaves) -> np.ndarray:
         steps = 0
         while True:
             if node >= n_nodes:
-                raise ReferenceError(f"TREE_ENSEMBLE: node index {node} out of range")
+                raise ReferenceRunError(f"TREE_ENSEMBLE: node index {node} out of range")
             steps += 1
             if steps > n_nodes:
-                raise ReferenceError("TREE_ENSEMBLE: walk longer than n_nodes (a cycle)")
+                raise ReferenceRunError("TREE_ENSEMBLE: walk longer than n_nodes (a cycle)")
             r = rec[node]
             f = int(r["feature"])
             if f >= n_features:
-                raise ReferenceError(f"TREE_ENSEMBLE: feature index {f} out of range")
+                raise ReferenceRunError(f"TREE_ENSEMBLE: feature index {f} out of range")
             child = int(r["left"] if feats[f] <= r["threshold"] else r["right"])
             if child & flag:
                 k = child & ~flag
                 if k >= n_leaves:
-                    raise ReferenceError(f"TREE_ENSEMBLE: leaf index {k} out of range")
+                    raise ReferenceRunError(f"TREE_ENSEMBLE: leaf index {k} out of range")
                 out += leaf[k]
                 break
             node = child
@@ -221,15 +221,15 @@ def _check_input(graph: Graph, k: int, x) -> np.ndarray:
     t = graph.tensors[graph.inputs[k].tensor]
     arr = np.asarray(x)
     if arr.size != t.size:
-        raise ReferenceError(f"input {k} ({t.name!r}): {arr.size} values, the model takes {t.size} {t.shape}")
+        raise ReferenceRunError(f"input {k} ({t.name!r}): {arr.size} values, the model takes {t.size} {t.shape}")
     want = np.dtype(t.dtype)
     if arr.dtype != want:
         if not np.issubdtype(arr.dtype, np.integer):
-            raise ReferenceError(f"input {k} ({t.name!r}): {arr.dtype} values, the model takes {t.dtype} "
+            raise ReferenceRunError(f"input {k} ({t.name!r}): {arr.dtype} values, the model takes {t.dtype} "
                                  "(use run_float for float inputs)")
         info = np.iinfo(want)
         if arr.min(initial=0) < info.min or arr.max(initial=0) > info.max:
-            raise ReferenceError(f"input {k} ({t.name!r}): values outside {t.dtype}")
+            raise ReferenceRunError(f"input {k} ({t.name!r}): values outside {t.dtype}")
         arr = arr.astype(want)
     return arr.reshape(-1)
 
@@ -237,7 +237,7 @@ def _check_input(graph: Graph, k: int, x) -> np.ndarray:
 def _run_op(graph: Graph, op: Op, values: dict[int, np.ndarray]) -> None:
     kernel = KERNELS.get(op.code)
     if kernel is None:
-        raise ReferenceError(f"no reference kernel for {op.name}")
+        raise ReferenceRunError(f"no reference kernel for {op.name}")
     sizes = ops.slot_sizes(op.code, op.params)
     args = []
     for slot, t in enumerate(op.inputs):
@@ -247,9 +247,9 @@ def _run_op(graph: Graph, op: Op, values: dict[int, np.ndarray]) -> None:
         elif t in values:
             arr = values[t]
         else:
-            raise ReferenceError(f"op {op.name} reads tensor {tensor.name!r} before anything wrote it")
+            raise ReferenceRunError(f"op {op.name} reads tensor {tensor.name!r} before anything wrote it")
         if arr.nbytes != sizes[slot]:
-            raise ReferenceError(f"op {op.name}: tensor {tensor.name!r} has {arr.nbytes} bytes, params need {sizes[slot]}")
+            raise ReferenceRunError(f"op {op.name}: tensor {tensor.name!r} has {arr.nbytes} bytes, params need {sizes[slot]}")
         args.append(arr)
     out = kernel(list(op.params), *args)
     t_out = graph.tensors[op.outputs[0]]
@@ -266,7 +266,7 @@ def run(graph: Graph, inputs: Sequence[np.ndarray] | np.ndarray) -> list[np.ndar
     if isinstance(inputs, np.ndarray) and len(graph.inputs) == 1:
         inputs = [inputs]
     if len(inputs) != len(graph.inputs):
-        raise ReferenceError(f"the model takes {len(graph.inputs)} inputs, got {len(inputs)}")
+        raise ReferenceRunError(f"the model takes {len(graph.inputs)} inputs, got {len(inputs)}")
     values: dict[int, np.ndarray] = {}
     for k, (edge, x) in enumerate(zip(graph.inputs, inputs)):
         values[edge.tensor] = _check_input(graph, k, x)
@@ -276,7 +276,7 @@ def run(graph: Graph, inputs: Sequence[np.ndarray] | np.ndarray) -> list[np.ndar
     for edge in graph.outputs:
         t = graph.tensors[edge.tensor]
         if edge.tensor not in values:
-            raise ReferenceError(f"output {t.name!r} is never written")
+            raise ReferenceRunError(f"output {t.name!r} is never written")
         outs.append(values[edge.tensor].reshape(t.shape).copy())
     return outs
 
@@ -307,7 +307,7 @@ def run_float(graph: Graph, inputs: Sequence[np.ndarray] | np.ndarray) -> list[n
     if isinstance(inputs, np.ndarray) and len(graph.inputs) == 1:
         inputs = [inputs]
     if len(inputs) != len(graph.inputs):
-        raise ReferenceError(f"the model takes {len(graph.inputs)} inputs, got {len(inputs)}")
+        raise ReferenceRunError(f"the model takes {len(graph.inputs)} inputs, got {len(inputs)}")
     qin = []
     for edge, x in zip(graph.inputs, inputs):
         t = graph.tensors[edge.tensor]
