@@ -44,7 +44,6 @@ void mpml_conv_2d(const int32_t *p, const int8_t *in, const uint8_t *w,
     int32_t s_h = p[9], s_w = p[10], d_h = p[11], d_w = p[12];
     int64_t pad_t = p[13], pad_l = p[14];
     int8_t in_zp = (int8_t)p[15];
-    int32_t out_offset = p[16], lo = p[17], hi = p[18];
     // The weight buffer was validated, so K and out_c * K fit.
     size_t K = (size_t)k_h * k_w * in_c;
     size_t row = (size_t)in_w * in_c;
@@ -121,11 +120,7 @@ void mpml_conv_2d(const int32_t *p, const int8_t *in, const uint8_t *w,
                     if (o0 == 0) {
                         corr = (uint32_t)f.s.sum << 7;
                     }
-                    for (int j = 0; j < f.r; j++) {
-                        int32_t o = o0 + j;
-                        int32_t acc = (int32_t)((uint32_t)bias[o] + (uint32_t)f.s.acc[j] - corr);
-                        y[o] = mpml_requant8(acc, mult[o], shift[o], out_offset, lo, hi);
-                    }
+                    mpml_requant_block(y + o0, f.s.acc, f.r, corr, bias + o0, mult + o0, shift + o0, p + 16);
                 }
             }
         }

@@ -6,7 +6,6 @@
 void mpml_fully_connected(const int32_t *p, const int8_t *in, const uint8_t *w,
     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
     int32_t batches = p[0], n_in = p[1], n_out = p[2];
-    int32_t out_offset = p[3], lo = p[4], hi = p[5];
     for (int32_t b = 0; b < batches; b++) {
         const int8_t *x = in + (size_t)b * n_in;
         int8_t *y = out + (size_t)b * n_out;
@@ -26,11 +25,7 @@ void mpml_fully_connected(const int32_t *p, const int8_t *in, const uint8_t *w,
             if (o0 == 0) {
                 corr = (uint32_t)s.sum << 7;
             }
-            for (int j = 0; j < r; j++) {
-                int32_t o = o0 + j;
-                int32_t acc = (int32_t)((uint32_t)bias[o] + (uint32_t)s.acc[j] - corr);
-                y[o] = mpml_requant8(acc, mult[o], shift[o], out_offset, lo, hi);
-            }
+            mpml_requant_block(y + o0, s.acc, r, corr, bias + o0, mult + o0, shift + o0, p + 3);
         }
     }
 }

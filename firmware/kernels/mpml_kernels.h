@@ -79,7 +79,12 @@ typedef struct {
 // Runs the block; returns the weight pointer after the bytes it used.
 const uint8_t *mpml_mac(mpml_mac_t *s, const int8_t *x, const uint8_t *w, int r, int want_sum);
 
-// Requantize one accumulator and clamp (requant.h has the steps).
+// acc[j] + bias[j] - corr requantized with mult[j], shift[j] to y[j], j < r;
+// q = {out_offset, act_min, act_max}. The epilogue of the blocked kernels.
+void mpml_requant_block(int8_t *y, const int32_t *acc, int r, uint32_t corr,
+    const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *q);
+
+// Clamp to the activation range and store as int8.
 static inline int8_t mpml_clamp8(int32_t v, int32_t lo, int32_t hi) {
     if (v < lo) {
         v = lo;

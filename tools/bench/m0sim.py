@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 KERNELS = REPO / "firmware" / "kernels"
 CORE_SRC = ["dispatch.c", "mac.c", "fully_connected.c", "conv.c", "depthwise_conv.c", "pool.c",
-            "add.c", "lut.c", "softmax.c", "requantize.c", "tree.c"]
+            "add.c", "lut.c", "softmax.c", "requantize.c", "tree.c", "requant.c"]
 NAIVE_SRC = Path(__file__).parent / "naive.c"
 CFLAGS = ["-mcpu=cortex-m0", "-mthumb", "-march=armv6-m", "-O2", "-std=c99", "-Wall", "-Werror",
           "-ffreestanding", "-nostdlib", "-fno-tree-loop-distribute-patterns", "-fno-jump-tables"]
@@ -47,7 +47,9 @@ def build(extra: tuple[str, ...] = ()) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = ["arm-none-eabi-gcc", *CFLAGS, *extra, f"-I{KERNELS}", *map(str, srcs),
                "-Wl,-Ttext=0x1000", "-Wl,-e,mpml_run", "-lgcc", "-o", str(out)]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError("kernel build for Cortex-M0 failed:\n" + r.stderr)
     return out
 
 
