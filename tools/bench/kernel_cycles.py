@@ -59,10 +59,13 @@ def conv_case(seed: int = 2):
     return "CONV_2D 3x3 16->16 16x16", 2, p, [x, wt, *requant_params(rng, oc), bytes(h * w_ * oc)], macs
 
 
-def run() -> list[dict]:
+VERSIONS = ("mpml", "mpml, no asm", "naive C")
+
+
+def run(versions=VERSIONS) -> list[dict]:
     pure = m0sim.load_pure()
     fast = m0sim.M0()
-    noasm = m0sim.M0(m0sim.build(("-DMPML_NO_ASM",)))
+    noasm = m0sim.M0(m0sim.build(("-DMPML_NO_ASM",))) if "mpml, no asm" in versions else None
     rows = []
     for name, code, p, bufs, macs in (fc_case(), conv_case()):
         want = bytearray(len(bufs[-1]))
@@ -71,6 +74,8 @@ def run() -> list[dict]:
         naive_fn = "naive_fully_connected" if code == 1 else "naive_conv_2d"
         for label, sim, func in (("mpml", fast, "mpml_run"), ("mpml, no asm", noasm, "mpml_run"),
                                  ("naive C", fast, naive_fn)):
+            if label not in versions:
+                continue
             err, out, st = sim.run_op(code, p, bufs, func=func, count=True)
             if err or out != bytes(want):
                 raise SystemExit(f"{name} / {label}: output differs from _pure.py ({err or 'bytes differ'})")
