@@ -118,3 +118,25 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(line)
     if _any_failed:
         tr.write_line(f"board consoles and state kept in {os.environ['MPML_RUN_DIR']}")
+
+
+# -- the mpml device runtime installed on a board (tests/test_device_runtime.py, test_fuzz.py) --
+
+_runtimes: dict[str, tuple[virtual.VirtualBoard, int]] = {}
+
+
+def runtime_board(kind: str) -> virtual.VirtualBoard:
+    """The session's board of `kind` with mpml's device package (and natmod, if built) in /lib/mpml.
+
+    Installed once per session, again after the board crashed (a qemu
+    board's RAM disk may not survive the reboot).
+    """
+    from mpml.device.package import install
+
+    board = start_board(kind)
+    crashes = board.refresh().state.get("crashes")
+    if _runtimes.get(kind) != (board, crashes):
+        with Connection(board.port, timeout=60) as c:
+            install(c, board.arch)
+        _runtimes[kind] = (board, board.refresh().state.get("crashes"))
+    return board

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import zlib
 from pathlib import Path
 
 from mpml import paths
@@ -75,13 +76,33 @@ def build_package(arch: str, with_native: bool = True) -> Path:
 
 
 def write_file(conn: Connection, dest: str, data: bytes, chunk: int = 6144) -> None:
-    """Write `data` to the board's file `dest`, in base64 chunks (several times mpremote's speed)."""
-    conn.exec(f"import binascii\n_f = open({dest!r}, 'wb')\n_w = _f.write\n_d = binascii.a2b_base64")
+    """Write `data` to the board's file `dest`.
+
+    The bytes travel zlib-compressed (a 1 KiB window, so the board needs
+    little RAM to inflate) when the board has the `deflate` module, in base64
+    chunks: a qemu board's UART moves a few KiB/s, so this halves install time.
+    """
+    packed = None
+    if "yes" in conn.exec("try:\n    import deflate\n    print('yes')\nexcept ImportError:\n    pass\n"):
+        z = zlib.compressobj(9, zlib.DEFLATED, 10)
+        packed = z.compress(data) + z.flush()
+    payload = packed if packed is not None and len(packed) < len(data) else data
+    conn.exec("import binascii\n_b = bytearray()")
     try:
-        for i in range(0, len(data), chunk):
-            conn.exec(f"_w(_d({base64.b64encode(data[i:i + chunk])!r}))")
+        for i in range(0, len(payload), chunk):
+            conn.exec(f"_b += binascii.a2b_base64({base64.b64encode(payload[i:i + chunk])!r})")
+        if payload is data:
+            conn.exec(f"with open({dest!r}, 'wb') as _f:\n    _f.write(_b)\n")
+        else:
+            conn.exec(
+                "import deflate, io\n"
+                "_s = deflate.DeflateIO(io.BytesIO(_b), deflate.ZLIB)\n"
+                f"with open({dest!r}, 'wb') as _f:\n"
+                "    while True:\n        _d = _s.read(1024)\n        if not _d:\n            break\n"
+                "        _f.write(_d)\n"
+                "del _s, _d\n")
     finally:
-        conn.exec("_f.close()\ndel _f, _w, _d")
+        conn.exec("_b = None\nimport gc\ngc.collect()")
 
 
 def install(port: str | Connection, arch: str, with_native: bool = True) -> list[str]:

@@ -193,10 +193,11 @@ class _Builder:
                             int(r.integers(-128, 128)), lo, hi]))
         return y, shape
 
-    def softmax(self, x: int, shape):
+    def softmax(self, x: int, shape, outer: int | None = None):
         r = self.rng
         n = self.nbytes(x)
-        outer = int(r.choice([d for d in (1, 2, 4) if n % d == 0]))
+        if outer is None:
+            outer = int(r.choice([d for d in (1, 2, 4) if n % d == 0]))
         try:
             from mpml.reference.tflm import softmax_tables
             est, et = softmax_tables(float(r.choice([1.0, 0.5, 2.0])), float(r.uniform(0.01, 0.3)))
@@ -305,7 +306,7 @@ def mlp(seed: int = 0, sizes=(64, 32, 16, 4)) -> Graph:
         y = b.act("fc_out", (1, n))
         b.ops.append(Op(ops.FULLY_CONNECTED, [x, tw, tb, tm, ts], [y], [1, i, n, 0, -128, 127]))
         x = y
-    x, _shape = b.softmax(x, (1, sizes[-1]))
+    x, _shape = b.softmax(x, (1, sizes[-1]), outer=1)
     g = Graph("mlp", b.tensors, b.ops, [Edge(x0, "x")],
               [Edge(x, "p", labels=[f"class{k}" for k in range(sizes[-1])])], version="1.0")
     g.validate()
