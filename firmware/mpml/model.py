@@ -187,7 +187,12 @@ class Model:
         self.backend_note = "; ".join(notes)
 
         # One arena for every activation, allocated here and never again.
-        self._arena = bytearray(self.arena_size)
+        if self.arena_size > 0x3FFFFFFF:
+            raise ValueError("arena of %d bytes: no board has that" % self.arena_size)
+        try:
+            self._arena = bytearray(self.arena_size)
+        except MemoryError:
+            raise MemoryError("the model needs a %d-byte arena" % self.arena_size)
         amv = memoryview(self._arena)
         bmv = memoryview(buf)
         self._buf = buf
