@@ -31,6 +31,7 @@ $(STAMPS)/venv: host/pyproject.toml | system-packages
 firmware: venv
 	@src=$$(tools/setup/micropython-source.sh $(BUILD)) && \
 	$(PY) tools/setup/build_firmware.py "$$src" $(BUILD)
+	@$(PY) tools/setup/build_kernels.py $(BUILD) $(PY)
 
 demo: setup
 	@$(PY) tools/demo.py
