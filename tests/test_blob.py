@@ -136,6 +136,7 @@ def test_parse_checks_every_table_even_with_a_valid_crc():
         "params need": _edit(data, "<i", ops_at + 4 + 12 + 4, 21),  # in_depth 20 -> 21
         "param 0 out of range": _edit(data, "<i", ops_at + 4 + 12, 0),
         "tensor table": _edit(data, "<I", 40, len(data)),
+        "but its tensors need": _edit(data, "<I", 12, 1 << 31),
     }
     for message, bad in cases.items():
         with pytest.raises(BlobError, match=message):

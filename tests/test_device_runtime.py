@@ -26,26 +26,17 @@ from mpml.blob import write_blob
 from mpml.device import Connection
 from mpml.device.package import ARCHS, build_package, native_module, write_file
 from mpml.paths import FIRMWARE_SRC
+from mpml.shared import device_module
 from mpml.testing.graphs import convnet, mlp, random_graph, random_tree_graph
 
 RUNTIME_BOARDS = ("unix", "m0", "m3")
 
 
-def _device_module(name: str, qualified: str):
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    spec = importlib.util.spec_from_file_location(qualified, FIRMWARE_SRC / "mpml" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def M():
     """firmware/mpml/model.py on CPython, with firmware/mpml/_pure.py as `mpml._pure`."""
-    _device_module("_pure", "mpml._pure")
-    return _device_module("model", "mpml_device_model")
+    device_module("_pure")
+    return device_module("model")
 
 
 def _inputs(g, rng, n: int) -> list[list[np.ndarray]]:

@@ -7,6 +7,8 @@ of docs/ops.md, and TREE_ENSEMBLE (not a TFLite op) against a recursive walk.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -208,3 +210,50 @@ def test_average_pool_rounds_halves_away_from_zero() -> None:
                   [Op(ops.AVERAGE_POOL_2D, [0], [1], p)], [Edge(0, float_io=False)], [Edge(1, float_io=False)])
     (y,) = run(graph, [np.array([1, -1, 2, -2], np.int8)])
     assert y.reshape(-1).tolist() == [2, -2]
+
+
+# -- values no host writes --------------------------------------------------------------------------
+
+def _typed_slots(code: int, p: list[int], bufs: list[bytes]) -> list[np.ndarray]:
+    """A kernel case's raw input buffers as the reference's typed arrays."""
+    i32 = "<i4"
+    kinds = {
+        ops.FULLY_CONNECTED: ["i1", "u1", i32, i32, i32],
+        ops.CONV_2D: ["i1", "u1", i32, i32, i32],
+        ops.DEPTHWISE_CONV_2D: ["i1", "i1", i32, i32, i32],
+        ops.SOFTMAX: ["i1", i32, i32],
+        ops.LOGISTIC: ["i1", "i1"],
+        ops.TANH: ["i1", "i1"],
+        ops.ADD: ["i1", "i1"],
+    }.get(code, ["i1"])
+    if code == ops.TREE_ENSEMBLE:
+        kinds = ["i1" if p[5] == 1 else "<i2", "u1", "<u2", "<i2"]
+    return [np.frombuffer(b, dtype=k) for b, k in zip(bufs, kinds)]
+
+
+def test_reference_equals_the_device_kernels_on_hostile_params():
+    """Shifts beyond ±31, huge zero points, all-padding windows, one-leaf trees, cycles:
+    the reference makes the same choices as _pure.py (and so the C and viper kernels)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "kernels"))
+    import cases  # tests/kernels/cases.py: the kernels' own seeded cases, hostile ones included
+    from mpml.shared import device_module
+
+    pure = device_module("_pure")
+    from mpml import reference
+
+    checked = 0
+    for c in cases.all_cases(seed=11, per_op=12):
+        code, _fname, p, bufs = c
+        want = cases.expected(pure, c)
+        try:
+            out = reference.KERNELS[code](list(p), *_typed_slots(code, p, bufs[:-1]))
+            got = np.asarray(out).astype("<i4" if code == ops.TREE_ENSEMBLE else "i1").tobytes().hex()
+        except ValueError:
+            got = "E"
+        assert (got == "E") == want.startswith("E:"), (ops.name(code), p, want, got)
+        if got != "E":
+            assert got == want, (ops.name(code), p)
+        checked += 1
+    assert checked > 100

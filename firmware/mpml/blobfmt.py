@@ -131,6 +131,7 @@ def parse(buf, crc32=None):
     arena = h[H_ARENA_SIZE]
 
     tensors = []
+    arena_end = 0
     for t in range(n_tensors):
         f = struct.unpack_from(TENSOR, buf, h[H_TENSORS] + t * TENSOR_SIZE)
         what = "tensor %d" % t
@@ -153,9 +154,14 @@ def parse(buf, crc32=None):
         elif f[T_STORAGE] == ARENA:
             if f[T_OFFSET] + f[T_NBYTES] > arena:
                 raise ValueError("%s lies outside the %d-byte arena" % (what, arena))
+            if f[T_OFFSET] + f[T_NBYTES] > arena_end:
+                arena_end = f[T_OFFSET] + f[T_NBYTES]
         else:
             raise ValueError("%s: unknown storage %d" % (what, f[T_STORAGE]))
         tensors.append(f)
+    if arena > align(arena_end):
+        # the board allocates the arena: refuse a size no tensor needs
+        raise ValueError("arena of %d bytes, but its tensors need %d" % (arena, align(arena_end)))
 
     op_list = []
     pos = h[H_OPS]

@@ -15,7 +15,12 @@ from types import ModuleType
 from mpml.paths import FIRMWARE_SRC
 
 
-def _load(name: str) -> ModuleType:
+def device_module(name: str) -> ModuleType:
+    """A module of the device package (`firmware/mpml/<name>.py`) run on CPython as `mpml.<name>`.
+
+    Device modules import each other as `mpml.x`; registering them under that
+    name lets the plain-Python ones (ops, blobfmt, _pure, model) run on the host.
+    """
     qualified = f"mpml.{name}"
     if qualified in sys.modules:
         return sys.modules[qualified]
@@ -29,5 +34,5 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-ops = _load("ops")
-blobfmt = _load("blobfmt")
+ops = device_module("ops")
+blobfmt = device_module("blobfmt")

@@ -68,20 +68,30 @@ def fully_connected(p: Sequence[int], x, weights, bias, mult, shift) -> np.ndarr
 
 
 def _patches(x: np.ndarray, p: Sequence[int], in_zp: int) -> np.ndarray:
-    """[b, oh, ow, kh, kw, c] input taps of every output position, `in_zp` at padded taps."""
+    """[b, oh, ow, kh, kw, c] input taps of every output position, `in_zp` at padded taps.
+
+    Indexed rather than padded, so any padding (even a hostile negative one) means
+    exactly what docs/ops.md says: a tap outside the input reads `in_zp`.
+    """
     b, ih, iw, c, oh, ow, _oc, kh, kw, sh, sw, dh, dw, pt, pl = p[:15]
     x = x.astype(np.int64).reshape(b, ih, iw, c)
-    bottom = max(0, (oh - 1) * sh - pt + (kh - 1) * dh + 1 - ih)
-    right = max(0, (ow - 1) * sw - pl + (kw - 1) * dw + 1 - iw)
-    xp = np.pad(x, ((0, 0), (pt, bottom), (pl, right), (0, 0)), constant_values=in_zp)
-    rows = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
-    cols = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
-    return xp[:, rows, cols, :]
+    iy = (np.arange(oh) * sh - pt)[:, None] + (np.arange(kh) * dh)[None, :]  # [oh, kh]
+    ix = (np.arange(ow) * sw - pl)[:, None] + (np.arange(kw) * dw)[None, :]  # [ow, kw]
+    rows = np.clip(iy, 0, ih - 1)[:, None, :, None]
+    cols = np.clip(ix, 0, iw - 1)[None, :, None, :]
+    valid = (((iy >= 0) & (iy < ih))[:, None, :, None] & ((ix >= 0) & (ix < iw))[None, :, None, :])
+    return np.where(valid[None, :, :, :, :, None], x[:, rows, cols, :], in_zp)
+
+
+def _int8_param(v: int) -> int:
+    """An input zero point is an int8; the kernels read a hostile wider one by its low byte."""
+    return ((int(v) & 0xFF) ^ 0x80) - 0x80
 
 
 def conv_2d(p: Sequence[int], x, weights, bias, mult, shift) -> np.ndarray:
     b, _ih, _iw, c, oh, ow, oc, kh, kw = p[:9]
     in_zp, out_offset, act_min, act_max = p[15:19]
+    in_zp = _int8_param(in_zp)
     cols = _patches(x, p, in_zp).reshape(b * oh * ow, kh * kw * c)  # im2col, taps in (fy, fx, c) order
     u = unblock_weights(weights, oc, kh * kw * c).astype(np.int64) + ops.WEIGHT_OFFSET
     acc = fp.wrap32(bias.astype(np.int64) + cols @ u.T - ops.WEIGHT_OFFSET * cols.sum(axis=1, keepdims=True))
@@ -92,6 +102,7 @@ def conv_2d(p: Sequence[int], x, weights, bias, mult, shift) -> np.ndarray:
 def depthwise_conv_2d(p: Sequence[int], x, weights, bias, mult, shift) -> np.ndarray:
     b, _ih, _iw, c, oh, ow, oc, kh, kw = p[:9]
     depth_mult, in_zp, out_offset, act_min, act_max = p[15:20]
+    in_zp = _int8_param(in_zp)
     taps = _patches(x, p, in_zp)  # [b, oh, ow, kh, kw, c]
     taps = taps[..., np.arange(oc) // depth_mult]  # output channel o reads input channel o // depth_mult
     w = weights.astype(np.int64).reshape(kh, kw, oc)
@@ -117,19 +128,20 @@ def average_pool_2d(p: Sequence[int], x) -> np.ndarray:
     def avg(win: np.ndarray, valid: np.ndarray) -> np.ndarray:
         s = np.where(valid, win, 0).sum(axis=(3, 4))
         n = np.broadcast_to(valid, win.shape).sum(axis=(3, 4))
-        if (n == 0).any():
-            raise ReferenceRunError("AVERAGE_POOL_2D: a window lies wholly in the padding")
+        s = fp.wrap32(s)
         half = n // 2
-        return np.where(s > 0, _c_div(s + half, n), _c_div(s - half, n))
+        safe = np.maximum(n, 1)  # a window wholly in the padding averages to 0
+        return np.where(n == 0, 0, np.where(s > 0, _c_div(s + half, safe), _c_div(s - half, safe)))
     return _pool(p, x, avg)
 
 
 def max_pool_2d(p: Sequence[int], x) -> np.ndarray:
-    return _pool(p, x, lambda win, valid: np.where(valid, win, -(1 << 31)).max(axis=(3, 4)))
+    return _pool(p, x, lambda win, valid: np.where(valid, win, -128).max(axis=(3, 4)))
 
 
 def add(p: Sequence[int], x1, x2) -> np.ndarray:
     (_n, in1_offset, in2_offset, left_shift, m1, s1, m2, s2, mo, so, out_offset, act_min, act_max) = p
+    left_shift = min(max(left_shift, 0), 31)
     a = fp.wrap32((x1.astype(np.int64) + in1_offset) << left_shift)
     b = fp.wrap32((x2.astype(np.int64) + in2_offset) << left_shift)
     s = fp.wrap32(_MBQM(a, m1, s1) + _MBQM(b, m2, s2))
@@ -150,7 +162,7 @@ def softmax(p: Sequence[int], x, exp_sum_table, exp_table) -> np.ndarray:
     for r in range(outer):
         scale, bits = fp.get_reciprocal(int(sums[r]), 12)
         prod = saturating_rounding_doubling_high_mul(scale, exp_table.astype(np.int64)[d[r]])
-        out[r] = rounding_divide_by_pot(prod, bits + 31 - 8) - 128
+        out[r] = rounding_divide_by_pot(prod, min(max(bits + 31 - 8, 0), 31)) - 128
     return _as_int8(_clamp(out, -128, 127)).reshape(-1)
 
 
@@ -160,7 +172,7 @@ def lookup(p: Sequence[int], x, table) -> np.ndarray:
 
 def requantize(p: Sequence[int], x) -> np.ndarray:
     _n, in_zp, out_zp, mult, shift = p
-    y = _MBQM(x.astype(np.int64) - in_zp, mult, shift) + out_zp
+    y = _MBQM(fp.wrap32(x.astype(np.int64) - in_zp), mult, shift) + out_zp
     return _as_int8(_clamp(y, -128, 127))
 
 
@@ -177,6 +189,12 @@ def tree_ensemble(p: Sequence[int], x, nodes, roots, leaves) -> np.ndarray:
     out = np.zeros(n_outputs, np.int64)
     for t in range(n_trees):
         node = int(root[t])
+        if node & flag:  # a tree that is a single leaf
+            k = node & ~flag
+            if k >= n_leaves:
+                raise ReferenceRunError(f"TREE_ENSEMBLE: leaf index {k} out of range")
+            out += leaf[k]
+            continue
         steps = 0
         while True:
             if node >= n_nodes:

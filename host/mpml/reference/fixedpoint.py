@@ -66,8 +66,10 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLM MultiplyByQuantizedMultiplier, double rounding (TFLITE_SINGLE_ROUNDING off).
 
     `x * 2^left` is an int32 product in C; it wraps here as it does there.
+    Shifts beyond ±31 (only a hostile blob has them) are clamped, as every
+    device backend does (docs/ops.md, "Values no host writes").
     """
-    shift = _i64(shift)
+    shift = np.clip(_i64(shift), -31, 31)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     shifted = wrap32(_i64(x) << left)
