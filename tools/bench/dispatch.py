@@ -6,10 +6,11 @@
    for each backend. The slope of run time against N is the cost of one
    layer; minus the time of calling that kernel directly, it is what the
    Python-side dispatch (the plan loop and the kernel call) costs per layer.
-2. Whole models: microseconds per inference of `run()` on a small MLP and a
-   small conv net (built with mpml.testing.graphs), native vs viper vs plain
-   Python, as ratios to native. `tflm_latency_us` is the hook for the TFLM
-   interpreter's figure on the same model (a column, empty until it is filled).
+2. Whole models: microseconds per inference of `run()` on the representative
+   TFLite models (mpml.testing.tflite_models: a 1-D CNN, a 2-D conv net, an
+   MLP), imported, native vs viper vs plain Python, and the TFLM interpreter
+   (`tflite-micro`, its C++ kernels called from CPython on the same machine)
+   on the very same .tflite, as ratios to native.
 
 Without --port a unix virtual board is started (and stopped) for the run;
 the device package is installed on it first. Timings are one run's medians.
@@ -20,13 +21,18 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import statistics
 import sys
+import time
+
+import numpy as np
 
 from mpml.blob import write_blob
 from mpml.device import Connection
 from mpml.device.package import install, native_module
-from mpml.graph import Graph
-from mpml.testing.graphs import convnet, mlp, trivial_chain
+from mpml.importers.tflite import import_tflite
+from mpml.testing import tflite_models
+from mpml.testing.graphs import trivial_chain
 
 BOARD_CODE = """
 import time, binascii, gc
@@ -66,9 +72,23 @@ def _time_kernel(backend, repeat):
 CHAIN = (1, 10, 50, 100)
 
 
-def tflm_latency_us(graph: Graph) -> float | None:
-    """Hook: microseconds per inference of the TFLM interpreter on the same model (None: not measured)."""
-    return None
+def tflm_latency_us(model: bytes, repeat: int) -> float:
+    """Microseconds per invoke() of the TFLM interpreter on a .tflite model (median of 5 timings)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    graph = import_tflite(model)
+    for k, e in enumerate(graph.inputs):
+        t = graph.tensors[e.tensor]
+        interpreter.set_input(np.zeros(t.shape, np.int8), k)
+    interpreter.invoke()
+    timings = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            interpreter.invoke()
+        timings.append((time.perf_counter() - t0) / repeat * 1e6)
+    return statistics.median(timings)
 
 
 def _start_board():
@@ -113,21 +133,23 @@ def main(argv: list[str] | None = None) -> int:
                 kernel = c.eval(f"_time_kernel({be!r}, {args.repeat * 10})")
                 print(f"{be:8} " + " ".join(f"{y:9.2f}" for y in ys) + f" {per:10.2f} {kernel:8.2f} {per - kernel:9.2f}")
             print()
-            models = [("mlp 64-32-16-4 + softmax", mlp()), ("convnet 12x12x1, 5 ops", convnet())]
-            print("Whole model on the unix board: microseconds per inference (run(), int8)")
-            print(f"{'model':28} " + " ".join(f"{be:>10}" for be in backends)
-                  + " " + " ".join(f"{be + '/nat':>11}" for be in backends[1:]) + f" {'TFLM':>8}")
-            for name, g in models:
+            models = [("MLP 64-32-16-4, 4 ops", tflite_models.mlp(float_io=False)),
+                      ("1-D CNN 128x3, 8 ops", tflite_models.cnn_1d(float_io=False)),
+                      ("2-D CNN 32x32x1, 9 ops", tflite_models.cnn_2d(float_io=False))]
+            print("Whole model on the unix board: microseconds per inference (run(), int8), and TFLM on the same .tflite")
+            print(f"{'model':24} " + " ".join(f"{be:>10}" for be in backends) + f" {'TFLM':>8} "
+                  + " ".join(f"{be + '/nat':>11}" for be in backends[1:] + ["TFLM"]))
+            for name, model in models:
+                g = import_tflite(model)
                 blob = base64.b64encode(write_blob(g))
                 times = {}
                 for be in backends:
                     repeat = max(1, args.repeat // (50 if be == "pure" else 1))
                     times[be], _used = c.eval(f"_time_run({blob!r}, {be!r}, {repeat})")
                 base = times[backends[0]]
-                tflm = tflm_latency_us(g)
-                print(f"{name:28} " + " ".join(f"{times[be]:10.1f}" for be in backends) + " "
-                      + " ".join(f"{times[be] / base:10.1f}x" for be in backends[1:])
-                      + f" {tflm if tflm is not None else '-':>8}")
+                times["TFLM"] = tflm_latency_us(model, args.repeat)
+                print(f"{name:24} " + " ".join(f"{times[be]:10.1f}" for be in backends) + f" {times['TFLM']:8.1f} "
+                      + " ".join(f"{times[be] / base:10.2f}x" for be in backends[1:] + ["TFLM"]))
     finally:
         if board is not None:
             virtual.stop(board.name)
