@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMPS := $(BUILD)/stamps
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-packages venv firmware demo test clean distclean
+.PHONY: all setup system-packages venv firmware demo test bench clean distclean
 
 all: demo
 
@@ -38,6 +38,14 @@ demo: setup
 
 test: setup
 	@$(PY) -m pytest tests -v -rs $(PYTEST_ARGS)
+
+# Benchmarks print tables (the README quotes their latest figures); no pass/fail timing.
+bench: setup
+	@$(PY) tools/bench/kernel_cycles.py
+	@echo
+	@$(PY) tools/bench/arena.py
+	@echo
+	@$(PY) tools/bench/dispatch.py
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true

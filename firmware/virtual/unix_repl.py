@@ -12,6 +12,7 @@
 #
 # usage: micropython unix_repl.py ROOT_DIR raw|friendly
 
+import micropython
 import sys
 import os
 import vfs
@@ -85,6 +86,11 @@ def print_exception(exc):
     tx("\r\n".join(lines).encode())
 
 
+def unlock_heap():
+    while micropython.heap_unlock():
+        pass
+
+
 class Board:
     def __init__(self):
         self.globals = {"__name__": "__main__"}
@@ -94,12 +100,16 @@ class Board:
         try:
             code = compile(bytes(source).decode(), "<stdin>", mode)
             exec(code, self.globals)
+            unlock_heap()
         except SystemExit:
             # As on a board: sys.exit() in the REPL means soft reset.
             if eof_markers:
                 tx(b"\x04\x04")
             raise _SoftReset()
         except BaseException as e:
+            # Code that raised under micropython.heap_lock() leaves the heap
+            # locked; the C REPL needs no heap to report it, this one does.
+            unlock_heap()
             if eof_markers:
                 tx(b"\x04")
             print_exception(e)
