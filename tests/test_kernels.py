@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "tools" / "bench"))
 import kernel_cycles  # noqa: E402
 import m0sim  # noqa: E402
 
-from kernels.cases import all_cases, expected  # noqa: E402
+from kernels.cases import all_cases, big_window_case, expected, fast_requant_case  # noqa: E402
 
 SEED = 20240601
 
@@ -61,6 +61,27 @@ def test_armv6m_kernels_without_asm_equal_pure(cases):
     for (code, fname, p, bufs), want in cases[:40]:
         err, out = m0.run_op(code, p, bufs)
         assert ("E:" + err if err else out.hex()) == want, (fname, p)
+
+
+def test_armv6m_fast_paths_equal_pure(pure):
+    # Many cases through the Thumb-1 requantization (every channel fast) and
+    # through conv's run list filling up, in Unicorn; the fast routine must
+    # actually run.
+    import random
+    from unicorn import UC_HOOK_CODE
+    rng = random.Random(SEED + 1)
+    m0 = m0sim.M0()
+    calls = [0]
+    addr = m0.symbols["requant8_v6m"]
+    hook = m0.uc.hook_add(UC_HOOK_CODE, lambda *a: calls.__setitem__(0, calls[0] + 1), begin=addr, end=addr)
+    try:
+        for k in range(160):
+            c = fast_requant_case(rng, 1 if k % 2 else 2) if k < 150 else big_window_case(rng)
+            err, out = m0.run_op(c[0], c[2], c[3])
+            assert ("E:" + err if err else out.hex()) == expected(pure, c), (c[1], c[2])
+    finally:
+        m0.uc.hook_del(hook)
+    assert calls[0] > 150
 
 
 # -- the native module on the boards -----------------------------------------

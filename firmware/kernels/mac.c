@@ -5,6 +5,11 @@
 // multiply-accumulates whose weights sit at consecutive addresses. Callers
 // subtract 128 * sum(x) afterwards, which is why the engine can also sum x.
 //
+// The input comes as a list of runs (mpml_run_t): an FC row is one run, a
+// conv pixel one run per kernel row (k_w * in_c contiguous bytes), plus runs
+// of in_zp bytes for padded taps. One call covers a whole block, so the
+// accumulators stay in registers from the first run to the last.
+//
 // On Cortex-M0 (armv6m) a full block runs in Thumb-1 assembly: per input
 // byte `ldrsb x` then 8 x (ldrb w,[wp,#i]; muls w,x; add acc_i,w), the 8
 // accumulators in r5-r7 and r8-r12, the input sum in lr, 4 inputs per loop
@@ -23,24 +28,26 @@
 // Load the next input byte (r0 = end of the run, r2 = -remaining), sign extended.
 #define LOADX(SUM) "ldrsb r3, [r0, r2]\n\t" SUM
 
-// r0 = state, r1 = x, r2 = w. Registers inside: r0 end of run, r1 weights,
+// r0 = s (mpml_mac_t). Registers inside: r0 end of run, r1 weights,
 // r2 negative index, r3 x, r4 product, r5-r12 accumulators, lr sum.
+// Stack frame: [sp] next run, [sp, #4] runs_end, [sp, #8] s.
 #define MAC8_BODY(SUM) \
     "push {r4-r7, lr}\n\t" \
     "mov r4, r8\n\tmov r5, r9\n\tmov r6, r10\n\tmov r7, r11\n\t" \
     "push {r4-r7}\n\t" \
-    "push {r0}\n\t" \
-    "ldr r4, [r0, #12]\n\tmov r8, r4\n\t" \
-    "ldr r4, [r0, #16]\n\tmov r9, r4\n\t" \
-    "ldr r4, [r0, #20]\n\tmov r10, r4\n\t" \
-    "ldr r4, [r0, #24]\n\tmov r11, r4\n\t" \
-    "ldr r4, [r0, #28]\n\tmov r12, r4\n\t" \
-    "ldr r4, [r0, #32]\n\tmov lr, r4\n\t" \
-    "ldr r3, [r0, #44]\n\t" \
-    "ldr r5, [r0, #0]\n\tldr r6, [r0, #4]\n\tldr r7, [r0, #8]\n\t" \
-    "adds r0, r1, r3\n\t" \
-    "mov r1, r2\n\t" \
-    "negs r2, r3\n\t" \
+    "mov r3, r0\n\t" \
+    "ldr r1, [r0, #40]\n\t"          /* runs */ \
+    "ldr r2, [r0, #44]\n\t"          /* runs_end */ \
+    "push {r1-r3}\n\t" \
+    "ldr r4, [r0, #36]\n\t"          /* acc = init: 3 low, 5 high */ \
+    "ldmia r4!, {r5-r7}\n\t" \
+    "ldm r4, {r0-r4}\n\t" \
+    "mov r8, r0\n\tmov r9, r1\n\tmov r10, r2\n\tmov r11, r3\n\tmov r12, r4\n\t" \
+    "ldr r3, [sp, #8]\n\t" \
+    "ldr r4, [r3, #32]\n\t"          /* sum */ \
+    "mov lr, r4\n\t" \
+    "ldr r1, [r3, #48]\n\t"          /* w */ \
+    "b 5f\n\t" \
     "1:\n\t"                        /* a run: singles until 4 | remaining */ \
     "lsls r4, r2, #30\n\t" \
     "beq 3f\n\t" \
@@ -61,61 +68,63 @@
     "adds r1, #32\n\t" \
     "adds r2, #1\n\t" \
     "bne 4b\n\t" \
-    "5:\n\t"                        /* end of a run: next row or done */ \
+    "5:\n\t"                        /* next run, or done */ \
     "ldr r3, [sp]\n\t" \
-    "ldr r4, [r3, #36]\n\t" \
-    "subs r4, #1\n\t" \
+    "ldr r4, [sp, #4]\n\t" \
+    "cmp r3, r4\n\t" \
     "beq 6f\n\t" \
-    "str r4, [r3, #36]\n\t" \
-    "ldr r4, [r3, #40]\n\t" \
-    "adds r0, r0, r4\n\t" \
-    "ldr r2, [r3, #44]\n\t" \
+    "ldmia r3!, {r0, r2}\n\t"       /* r0 = end, r2 = n */ \
+    "str r3, [sp]\n\t" \
     "negs r2, r2\n\t" \
     "b 1b\n\t" \
     "6:\n\t" \
-    "str r4, [r3, #36]\n\t" \
-    "str r5, [r3, #0]\n\tstr r6, [r3, #4]\n\tstr r7, [r3, #8]\n\t" \
-    "mov r4, r8\n\tstr r4, [r3, #12]\n\t" \
-    "mov r4, r9\n\tstr r4, [r3, #16]\n\t" \
-    "mov r4, r10\n\tstr r4, [r3, #20]\n\t" \
-    "mov r4, r11\n\tstr r4, [r3, #24]\n\t" \
-    "mov r4, r12\n\tstr r4, [r3, #28]\n\t" \
-    "mov r4, lr\n\tstr r4, [r3, #32]\n\t" \
-    "pop {r0}\n\t" \
+    "ldr r3, [sp, #8]\n\t" \
+    "str r1, [r3, #48]\n\t" \
+    "stmia r3!, {r5-r7}\n\t"        /* acc[0..2] */ \
+    "mov r4, r8\n\tmov r5, r9\n\tmov r6, r10\n\tmov r7, r11\n\t" \
+    "stmia r3!, {r4-r7}\n\t"        /* acc[3..6] */ \
+    "mov r4, r12\n\tmov r5, lr\n\t" \
+    "stmia r3!, {r4, r5}\n\t"       /* acc[7], sum */ \
+    "add sp, #12\n\t" \
     "pop {r4-r7}\n\t" \
     "mov r8, r4\n\tmov r9, r5\n\tmov r10, r6\n\tmov r11, r7\n\t" \
     "pop {r4-r7, pc}\n\t"
 
-__attribute__((naked, noinline)) static void mac8_v6m(mpml_mac_t *s, const int8_t *x, const uint8_t *w) {
+__attribute__((naked, noinline)) static void mac8_v6m(mpml_mac_t *s) {
     __asm__ volatile (".syntax unified\n\t" MAC8_BODY(""));
 }
 
-__attribute__((naked, noinline)) static void mac8_sum_v6m(mpml_mac_t *s, const int8_t *x, const uint8_t *w) {
+__attribute__((naked, noinline)) static void mac8_sum_v6m(mpml_mac_t *s) {
     __asm__ volatile (".syntax unified\n\t" MAC8_BODY("add lr, r3\n\t"));
 }
 
 #endif
 
-const uint8_t *mpml_mac(mpml_mac_t *s, const int8_t *x, const uint8_t *w, int r, int want_sum) {
-    int32_t rows = s->rows, n = s->n;
-    const uint8_t *w_end = w + (size_t)rows * (size_t)n * (size_t)r;
+void mpml_mac(mpml_mac_t *s, int r, int want_sum) {
     #if defined(__ARM_ARCH_6M__) && !defined(MPML_NO_ASM)
     if (r == 8) {
         if (want_sum) {
-            mac8_sum_v6m(s, x, w);
+            mac8_sum_v6m(s);
         } else {
-            mac8_v6m(s, x, w);
+            mac8_v6m(s);
         }
-        return w_end;
+        return;
     }
     #endif
     // Unsigned sums: they wrap as the int32 arithmetic of _pure.py does.
+    // init may be acc itself: read it before writing.
+    uint32_t a[8];
+    for (int j = 0; j < r; j++) {
+        a[j] = (uint32_t)s->init[j];
+    }
     uint32_t sum = (uint32_t)s->sum;
-    for (; rows > 0; rows--) {
+    const uint8_t *w = s->w;
+    for (const mpml_run_t *run = s->runs; run < s->runs_end; run++) {
+        const int8_t *x = run->end - run->n;
         if (r == 8) {
-            uint32_t a0 = s->acc[0], a1 = s->acc[1], a2 = s->acc[2], a3 = s->acc[3];
-            uint32_t a4 = s->acc[4], a5 = s->acc[5], a6 = s->acc[6], a7 = s->acc[7];
-            for (int32_t k = 0; k < n; k++, w += 8) {
+            uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+            uint32_t a4 = a[4], a5 = a[5], a6 = a[6], a7 = a[7];
+            for (int32_t k = 0; k < run->n; k++, w += 8) {
                 int32_t v = x[k];
                 sum += (uint32_t)v;
                 a0 += (uint32_t)(v * w[0]);
@@ -127,28 +136,23 @@ const uint8_t *mpml_mac(mpml_mac_t *s, const int8_t *x, const uint8_t *w, int r,
                 a6 += (uint32_t)(v * w[6]);
                 a7 += (uint32_t)(v * w[7]);
             }
-            s->acc[0] = (int32_t)a0;
-            s->acc[1] = (int32_t)a1;
-            s->acc[2] = (int32_t)a2;
-            s->acc[3] = (int32_t)a3;
-            s->acc[4] = (int32_t)a4;
-            s->acc[5] = (int32_t)a5;
-            s->acc[6] = (int32_t)a6;
-            s->acc[7] = (int32_t)a7;
+            a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+            a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
         } else {
-            for (int32_t k = 0; k < n; k++, w += r) {
+            for (int32_t k = 0; k < run->n; k++, w += r) {
                 int32_t v = x[k];
                 sum += (uint32_t)v;
                 for (int j = 0; j < r; j++) {
-                    s->acc[j] = (int32_t)((uint32_t)s->acc[j] + (uint32_t)(v * w[j]));
+                    a[j] += (uint32_t)(v * w[j]);
                 }
             }
         }
-        x += s->stride;
     }
-    s->rows = 0;
+    for (int j = 0; j < r; j++) {
+        s->acc[j] = (int32_t)a[j];
+    }
     if (want_sum) {
         s->sum = (int32_t)sum;
     }
-    return w_end;
+    s->w = w;
 }

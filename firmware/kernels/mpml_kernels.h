@@ -64,25 +64,45 @@ mpml_err_t mpml_tree_ensemble(const int32_t *p, const uint8_t *in, const uint8_t
 
 // The multiply-accumulate engine of FULLY_CONNECTED and CONV_2D (mac.c).
 // For one block of r <= 8 output channels whose offset-binary weights are
-// interleaved (w[k*r + j]), it adds sum_k x[k] * w[k*r + j] to acc[j] over
-// `rows` runs of n input bytes, run starts `stride` bytes apart, and (when
-// asked) sum_k x[k] to sum. Offsets of the fields are fixed: the armv6m
-// assembly reads them.
+// interleaved (w[k*r + j]), it walks a list of runs of input bytes and sets
+// acc[j] = init[j] + sum_k x[k] * w[k*r + j] over all of them (init is the
+// bias, or acc itself to continue a block whose runs did not fit one list),
+// adds sum_k x[k] to sum when asked, and leaves w just past the weights it
+// used. Offsets of the fields are fixed: the armv6m assembly reads them.
 typedef struct {
-    int32_t acc[8];   // 0
-    int32_t sum;      // 32
-    int32_t rows;     // 36 (consumed)
-    int32_t stride;   // 40
-    int32_t n;        // 44
+    const int8_t *end;  // the run is the n bytes before end
+    int32_t n;          // > 0
+} mpml_run_t;
+
+typedef struct {
+    int32_t acc[8];             // 0   out
+    int32_t sum;                // 32  in/out
+    const int32_t *init;        // 36  may equal acc
+    const mpml_run_t *runs;     // 40
+    const mpml_run_t *runs_end; // 44
+    const uint8_t *w;           // 48  in/out
 } mpml_mac_t;
 
-// Runs the block; returns the weight pointer after the bytes it used.
-const uint8_t *mpml_mac(mpml_mac_t *s, const int8_t *x, const uint8_t *w, int r, int want_sum);
+void mpml_mac(mpml_mac_t *s, int r, int want_sum);
 
-// acc[j] + bias[j] - corr requantized with mult[j], shift[j] to y[j], j < r;
-// q = {out_offset, act_min, act_max}. The epilogue of the blocked kernels.
-void mpml_requant_block(int8_t *y, const int32_t *acc, int r, uint32_t corr,
-    const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *q);
+// The per-block epilogue (requant.c): y[j] = clamp(MBQM(acc[j] - 128 * sum(x),
+// mult[j], shift[j]) + out_offset), j < r, with acc holding the bias already.
+// The caller keeps one of these per call and updates mult/shift per block
+// and neg_corr per pixel (row of FC). Offsets are fixed for the assembly.
+typedef struct {
+    const int32_t *mult;        // 0   this block's
+    const int32_t *shift;       // 4
+    int32_t neg_corr;           // 8   -128 * sum(x), wrapping
+    int32_t out_offset;         // 12
+    int32_t act_min, act_max;   // 16, 20
+    int32_t fast;               // 24  mpml_requant_fast() of all channels
+} mpml_rq_t;
+
+void mpml_requant_block(int8_t *y, const int32_t *acc, int r, const mpml_rq_t *q);
+
+// 1 when every channel's (mult, shift) takes the fast armv6m requantization:
+// mult > 0 with -31 <= shift <= -1, or mult == 0 (the result is then 0).
+int mpml_requant_fast(const int32_t *mult, const int32_t *shift, int32_t n);
 
 // Clamp to the activation range and store as int8.
 static inline int8_t mpml_clamp8(int32_t v, int32_t lo, int32_t hi) {

@@ -169,6 +169,59 @@ def tree_case(rng: random.Random, hostile: str | None = None):
     return 12, OPS[12], p, [x, nb, b"".join(struct.pack("<H", r) for r in roots), leaves, bytes(4 * n_out)]
 
 
+def fast_requant_case(rng: random.Random, code: int):
+    """FULLY_CONNECTED or CONV_2D whose every channel takes the Cortex-M0 fast
+    requantization (mult >= 0, shift -31..-1; requant.c): full blocks of 8,
+    extreme biases so the accumulators wrap, odd offsets and ranges."""
+    def fmult():
+        r = rng.random()
+        if r < 0.15:
+            return rng.choice([0, 1, I32_MAX, 1 << 30, (1 << 30) - 1])
+        return rng.randint(1 << 30, I32_MAX) if r < 0.75 else rng.randint(1, I32_MAX)
+
+    def fshift():
+        return rng.choice([-1, -31, -2]) if rng.random() < 0.2 else rng.randint(-14, -1)
+
+    def fbias(n):
+        return [rng.choice([I32_MIN, I32_MAX, -1, 0]) if rng.random() < 0.15 else
+                rng.randint(I32_MIN, I32_MAX) if rng.random() < 0.3 else rng.randint(-50000, 50000)
+                for _ in range(n)]
+
+    off = rng.choice([I32_MIN, I32_MAX, -128, 127]) if rng.random() < 0.1 else rng.randint(-30, 30)
+    lo, hi = act(rng)
+    if code == 1:
+        b, i, o = rng.randint(1, 2), rng.randint(1, 40), 8 * rng.randint(1, 3) + rng.choice([0, 0, 3])
+        p = [b, i, o, off, lo, hi]
+        x_len, w_len = b * i, o * i
+        out_len = b * o
+    else:
+        b, ih, iw, ic = 1, rng.randint(1, 6), rng.randint(1, 6), rng.randint(1, 5)
+        o = 8 * rng.randint(1, 2)
+        kh, kw = rng.randint(1, 3), rng.randint(1, 3)
+        oh, ow = rng.randint(1, 5), rng.randint(1, 5)
+        p = [b, ih, iw, ic, oh, ow, o, kh, kw, rng.randint(1, 2), rng.randint(1, 2), 1, rng.choice([1, 1, 2]),
+             rng.randint(0, 2), rng.randint(0, 2), rng.randint(-128, 127), off, lo, hi]
+        x_len, w_len = b * ih * iw * ic, o * kh * kw * ic
+        out_len = b * oh * ow * o
+    bufs = [rbytes(rng, x_len), rbytes(rng, w_len), i32s(fbias(o)), i32s([fmult() for _ in range(o)]),
+            i32s([fshift() for _ in range(o)]), bytes(out_len)]
+    return code, OPS[code], p, bufs
+
+
+def big_window_case(rng: random.Random):
+    """CONV_2D whose border pixels need more runs than conv.c's list holds
+    (wide dilated windows) and in_zp runs longer than its in_zp buffer."""
+    ic, o = rng.choice([(3, 8), (30, 9), (70, 8)])
+    kh, kw, dw = (5, 5, 2) if ic == 3 else (3, 3, rng.choice([1, 2]))
+    ih, iw = rng.randint(2, 6), rng.randint(2, 6)
+    p = [1, ih, iw, ic, 3, 3, o, kh, kw, 1, 1, rng.choice([1, 2]), dw, 2, 3,
+         rng.randint(-128, 127), rng.randint(-30, 30), -128, 127]
+    bufs = [rbytes(rng, ih * iw * ic), rbytes(rng, o * kh * kw * ic), i32s(bias(rng, o)),
+            i32s([rng.randint(1 << 30, I32_MAX) for _ in range(o)]), i32s([rng.randint(-12, -6) for _ in range(o)]),
+            bytes(9 * o)]
+    return 2, OPS[2], p, bufs
+
+
 def all_cases(seed: int, per_op: int):
     rng = random.Random(seed)
     out = []
@@ -177,6 +230,10 @@ def all_cases(seed: int, per_op: int):
             out.append(case(rng, code))
     for h in ("cycle", "feature", "leaf", "node"):
         out.append(tree_case(rng, h))
+    for code in (1, 2, 1, 2):
+        out.append(fast_requant_case(rng, code))
+    for _ in range(3):
+        out.append(big_window_case(rng))
     return out
 
 
