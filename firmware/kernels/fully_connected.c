@@ -13,24 +13,13 @@ void mpml_fully_connected(const int32_t *p, const int8_t *in, const uint8_t *w,
     q.fast = mpml_requant_fast(mult, shift, n_out);
     for (int32_t b = 0; b < batches; b++) {
         // One run: the whole input row.
-        mpml_run_t run = {in + (size_t)b * n_in + n_in, n_in};
-        int8_t *y = out + (size_t)b * n_out;
+        mpml_run_t runs[2] = {{in + (size_t)b * n_in + n_in, n_in}, {NULL, 0}};
         mpml_mac_t s;
+        s.runs = runs;
+        s.init = bias;
         s.w = w;
-        s.sum = 0;
-        s.runs = &run;
-        s.runs_end = &run + 1;
-        for (int32_t o0 = 0; o0 < n_out; o0 += MPML_OUT_BLOCK) {
-            int r = n_out - o0 < MPML_OUT_BLOCK ? n_out - o0 : MPML_OUT_BLOCK;
-            s.init = bias + o0;
-            // The first block also sums x, for the -128 * sum(x) of every block.
-            mpml_mac(&s, r, o0 == 0);
-            if (o0 == 0) {
-                q.neg_corr = (int32_t)(0u - ((uint32_t)s.sum << 7));
-            }
-            q.mult = mult + o0;
-            q.shift = shift + o0;
-            mpml_requant_block(y + o0, s.acc, r, &q);
-        }
+        q.mult = mult;
+        q.shift = shift;
+        mpml_mac_requant(&s, &q, out + (size_t)b * n_out, n_out);
     }
 }

@@ -64,23 +64,23 @@ mpml_err_t mpml_tree_ensemble(const int32_t *p, const uint8_t *in, const uint8_t
 
 // The multiply-accumulate engine of FULLY_CONNECTED and CONV_2D (mac.c).
 // For one block of r <= 8 output channels whose offset-binary weights are
-// interleaved (w[k*r + j]), it walks a list of runs of input bytes and sets
-// acc[j] = init[j] + sum_k x[k] * w[k*r + j] over all of them (init is the
-// bias, or acc itself to continue a block whose runs did not fit one list),
-// adds sum_k x[k] to sum when asked, and leaves w just past the weights it
-// used. Offsets of the fields are fixed: the armv6m assembly reads them.
+// interleaved (w[k*r + j]), it walks a list of runs of input bytes (ended
+// by a run with n == 0) and sets acc[j] = init[j] + sum_k x[k] * w[k*r + j]
+// over all of them (init is the bias, or acc itself to continue a block
+// whose runs did not fit one list), adds sum_k x[k] to sum when asked, and
+// leaves w just past the weights it used. Offsets of the fields are fixed:
+// the armv6m assembly reads them.
 typedef struct {
     const int8_t *end;  // the run is the n bytes before end
-    int32_t n;          // > 0
+    int32_t n;          // > 0; 0 ends the list
 } mpml_run_t;
 
 typedef struct {
     int32_t acc[8];             // 0   out
     int32_t sum;                // 32  in/out
-    const int32_t *init;        // 36  may equal acc
-    const mpml_run_t *runs;     // 40
-    const mpml_run_t *runs_end; // 44
-    const uint8_t *w;           // 48  in/out
+    const mpml_run_t *runs;     // 36
+    const int32_t *init;        // 40  may equal acc
+    const uint8_t *w;           // 44  in/out
 } mpml_mac_t;
 
 void mpml_mac(mpml_mac_t *s, int r, int want_sum);
@@ -103,6 +103,13 @@ void mpml_requant_block(int8_t *y, const int32_t *acc, int r, const mpml_rq_t *q
 // 1 when every channel's (mult, shift) takes the fast armv6m requantization:
 // mult > 0 with -31 <= shift <= -1, or mult == 0 (the result is then 0).
 int mpml_requant_fast(const int32_t *mult, const int32_t *shift, int32_t n);
+
+// All n_out channels of one pixel (FC row) over the same run list: block
+// by block, mpml_mac then mpml_requant_block into y[0 .. n_out); the first
+// block sums x from 0 into s->sum and sets q->neg_corr. s->init, s->w,
+// q->mult and q->shift start at channel 0. On Cortex-M0 with q->fast, the
+// full blocks are one assembly call, sums never leaving registers (mac.c).
+void mpml_mac_requant(mpml_mac_t *s, mpml_rq_t *q, int8_t *y, int32_t n_out);
 
 // Clamp to the activation range and store as int8.
 static inline int8_t mpml_clamp8(int32_t v, int32_t lo, int32_t hi) {

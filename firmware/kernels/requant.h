@@ -116,4 +116,65 @@ static inline int8_t mpml_requant8(int32_t acc, int32_t m, int32_t shift,
     return (int8_t)v;
 }
 
+// The Cortex-M0 requantization of one output (Thumb-1, 37 instructions;
+// the C above takes about 74). For mult >= 0 and a right shift
+// e = -shift in 1..31 (mpml_requant_fast), TFLM's two rounding steps become
+//
+//   P  = a * m                           64 bits, from four 16x16 muls
+//   X  = floor((2P + 2^31) / 2^32)       SaturatingRoundingDoublingHighMul
+//                                        (m != INT32_MIN: never saturates)
+//   X' = X - (X < 0)
+//   y  = ((X' >> (e - 1)) + 1) >> 1      RoundingDivideByPOT(X, e)
+//
+// The last line is floor((X + 2^(e-1) - (X < 0)) / 2^e), round half away
+// from zero, computed without the overflow of adding 2^(e-1) to X (X stays
+// below 2^31 - 1 for m < 2^31, so X' and the +1 cannot wrap). mult == 0
+// gives 0 for any shift, as the C does.
+#if defined(__ARM_ARCH_6M__) && !defined(MPML_NO_ASM)
+// Output j. In: [sp, #4j] acc, r9 neg_corr, r6 mult, r7 shift, r5 y,
+// r10 out_offset, r11 act_min, r12 act_max. r0-r4 scratch.
+#define MPML_RQ1_V6M(j4, j) \
+    "ldr r0, [sp, #" #j4 "]\n\t"        /* a = acc - 128 * sum(x) */ \
+    "add r0, r9\n\t" \
+    "ldr r1, [r6, #" #j4 "]\n\t"        /* m */ \
+    "uxth r2, r0\n\t"                   /* al */ \
+    "asrs r0, r0, #16\n\t"              /* ah */ \
+    "uxth r3, r1\n\t"                   /* ml */ \
+    "lsrs r1, r1, #16\n\t"              /* mh (m >= 0) */ \
+    "mov r4, r2\n\t" \
+    "muls r4, r3, r4\n\t"               /* lo = al*ml */ \
+    "muls r3, r0, r3\n\t"               /* ah*ml, signed */ \
+    "muls r2, r1, r2\n\t"               /* al*mh, < 2^31 */ \
+    "muls r1, r0, r1\n\t"               /* hi = ah*mh */ \
+    "lsls r0, r3, #16\n\t"              /* P = hi:lo + (ah*ml << 16) */ \
+    "asrs r3, r3, #16\n\t" \
+    "adds r4, r4, r0\n\t" \
+    "adcs r1, r3\n\t" \
+    "lsls r0, r2, #16\n\t"              /*   + (al*mh << 16) */ \
+    "lsrs r2, r2, #16\n\t" \
+    "adds r4, r4, r0\n\t" \
+    "adcs r1, r2\n\t" \
+    "adds r4, r4, r4\n\t"               /* 2P */ \
+    "adcs r1, r1\n\t" \
+    "lsrs r4, r4, #31\n\t"              /* X = high word of 2P + 2^31 */ \
+    "adds r1, r1, r4\n\t" \
+    "asrs r4, r1, #31\n\t"              /* X' = X - (X < 0) */ \
+    "adds r1, r1, r4\n\t" \
+    "ldr r0, [r7, #" #j4 "]\n\t"        /* e - 1 = ~shift */ \
+    "mvns r0, r0\n\t" \
+    "asrs r1, r1, r0\n\t"               /* RoundingDivideByPOT */ \
+    "adds r1, #1\n\t" \
+    "asrs r1, r1, #1\n\t" \
+    "add r1, r10\n\t"                   /* + out_offset, clamp, store */ \
+    "cmp r1, r11\n\t" \
+    "bge 10f\n\t" \
+    "mov r1, r11\n\t" \
+    "10:\n\t" \
+    "cmp r1, r12\n\t" \
+    "ble 11f\n\t" \
+    "mov r1, r12\n\t" \
+    "11:\n\t" \
+    "strb r1, [r5, #" #j "]\n\t"
+#endif
+
 #endif

@@ -196,7 +196,7 @@ def fast_requant_case(rng: random.Random, code: int):
         out_len = b * o
     else:
         b, ih, iw, ic = 1, rng.randint(1, 6), rng.randint(1, 6), rng.randint(1, 5)
-        o = 8 * rng.randint(1, 2)
+        o = 8 * rng.randint(1, 2) + rng.choice([0, 0, 3])
         kh, kw = rng.randint(1, 3), rng.randint(1, 3)
         oh, ow = rng.randint(1, 5), rng.randint(1, 5)
         p = [b, ih, iw, ic, oh, ow, o, kh, kw, rng.randint(1, 2), rng.randint(1, 2), 1, rng.choice([1, 1, 2]),
