@@ -84,7 +84,9 @@ __attribute__((noinline)) static void feed_border(conv_t *c, const int8_t *img, 
         const int8_t *xr = img + (size_t)iy * row;
         if (d_w == 1) {
             feed_zp(c, lo_fx * in_c);
-            feed(c, xr + (size_t)(ix0 + lo_fx) * in_c, (hi_fx - lo_fx) * in_c);
+            if (hi_fx > lo_fx) {
+                feed(c, xr + (size_t)(ix0 + lo_fx) * in_c, (hi_fx - lo_fx) * in_c);
+            }
             feed_zp(c, (k_w - hi_fx) * in_c);
         } else {
             int64_t ix = ix0;
