@@ -96,6 +96,8 @@ def board_make_args(spec: dict, src: Path, out: Path, mpy_cross: Path, lib_stub:
     cflags = list(build.get("cflags", []))
     cflags += [f"-DVBOARD_RAMDISK_BYTES={spec['virtual']['ramdisk_bytes']}",
                "-include", str(qemu_dir / "vboard_config.h")]
+    if "ramdisk_addr" in spec["virtual"]:
+        cflags.append(f"-DVBOARD_RAMDISK_ADDR={spec['virtual']['ramdisk_addr']}")
     args += [f"BOARD={build['board']}",
              f"MPY_LIB_DIR={lib_stub}",
              f"FROZEN_MANIFEST={qemu_dir / 'manifest.py'}",

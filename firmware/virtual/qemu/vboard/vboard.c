@@ -3,7 +3,7 @@
 // A real board keeps its filesystem in flash and notices Ctrl-C while Python
 // runs; the qemu port does neither. This module gives it both, without
 // touching MicroPython's own sources:
-//   - a RAM disk in static memory, so it survives soft resets (the GC heap is
+//   - a RAM disk outside the GC heap, so it survives soft resets (the heap is
 //     wiped on every soft reset, which mpremote triggers on each connect);
 //   - an input poll hooked into the VM loop that turns Ctrl-C into
 //     KeyboardInterrupt and queues every other byte for stdin;
@@ -24,7 +24,14 @@
 // Provided by the port's uart.c; reached through the linker's --wrap.
 int __real_uart_rx_chr(void);
 
+#ifdef VBOARD_RAMDISK_ADDR
+// Memory the machine has beyond what the firmware's linker script knows (the
+// m0 board): the disk stands for a real board's flash, and the MicroPython
+// heap keeps the size it would have on the real chip.
+#define vboard_ramdisk_mem ((uint8_t *)(VBOARD_RAMDISK_ADDR))
+#else
 static uint8_t vboard_ramdisk_mem[VBOARD_RAMDISK_BYTES] __attribute__((aligned(8)));
+#endif
 
 // Bytes read from the UART while Python was running, waiting for stdin.
 static uint8_t vboard_rx_buf[VBOARD_RX_BUF_BYTES];
