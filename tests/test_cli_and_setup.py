@@ -68,7 +68,7 @@ def test_list_names_every_board_and_its_filesystem():
     out = mpml("virtual", "list").stdout
     for kind, spec in virtual.specs().items():
         assert kind in out and spec.arch in out
-    assert "64 KiB RAM disk" in out
+    assert "256 KiB RAM disk (standing for flash)" in out
 
 
 def test_apt_step_without_root_prints_the_install_line():
