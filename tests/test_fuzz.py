@@ -121,7 +121,7 @@ def _bases() -> list[bytes]:
     return blobs
 
 
-@pytest.mark.parametrize("kind,count", [("unix", 3000), ("m0", 500)])
+@pytest.mark.parametrize("kind,count", [("unix", 3000), ("m0", 1000)])
 def test_corrupted_blobs_never_crash_or_hang_the_board(kind, count, record_property):
     board = runtime_board(kind)
     backends = (["native"] if native_module(board.arch) else []) + ["viper"]
