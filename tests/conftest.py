@@ -120,7 +120,10 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"board consoles and state kept in {os.environ['MPML_RUN_DIR']}")
 
 
-# -- the mpml device runtime installed on a board (tests/test_device_runtime.py, test_fuzz.py) --
+# -- the mpml device runtime installed on a board (test_device_runtime, test_fuzz, test_tflm_on_boards) --
+
+# The boards the engine's bit-exact tests run on: x64, a Cortex-M0 and a Cortex-M3.
+RUNTIME_BOARDS = ("unix", "m0", "m3")
 
 _runtimes: dict[str, tuple[virtual.VirtualBoard, int]] = {}
 
@@ -140,3 +143,16 @@ def runtime_board(kind: str) -> virtual.VirtualBoard:
             install(c, board.arch)
         _runtimes[kind] = (board, board.refresh().state.get("crashes"))
     return board
+
+
+def backends_for(board: virtual.VirtualBoard) -> list[str]:
+    """Kernel backends to check on a board: native when its natmod is built, and viper."""
+    from mpml.device.package import native_module
+
+    return (["native"] if native_module(board.arch) else []) + ["viper"]
+
+
+@pytest.fixture(params=RUNTIME_BOARDS)
+def rt_board(request) -> virtual.VirtualBoard:
+    """Each of RUNTIME_BOARDS with the device runtime installed."""
+    return runtime_board(request.param)

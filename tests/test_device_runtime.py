@@ -11,25 +11,21 @@ must raise clear ValueErrors, on the host and on the boards.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import struct
-import sys
 import zlib
 
 import numpy as np
 import pytest
 
-from conftest import runtime_board
+from conftest import RUNTIME_BOARDS, backends_for, runtime_board
 from mpml import blobfmt as F
 from mpml import ops, reference
 from mpml.blob import write_blob
 from mpml.device import Connection
 from mpml.device.package import ARCHS, build_package, native_module, write_file
-from mpml.paths import FIRMWARE_SRC
 from mpml.shared import device_module
 from mpml.testing.graphs import convnet, mlp, random_graph, random_tree_graph
 
-RUNTIME_BOARDS = ("unix", "m0", "m3")
 
 
 @pytest.fixture(scope="module")
@@ -207,18 +203,9 @@ def _go(blob, backends, ins, nout):
 """
 
 
-def _backends(board) -> list[str]:
-    return (["native"] if native_module(board.arch) else []) + ["viper"]
-
-
-@pytest.fixture(params=RUNTIME_BOARDS)
-def rt_board(request):
-    return runtime_board(request.param)
-
-
 def test_board_equals_the_reference_bit_for_bit(rt_board):
     board = rt_board
-    backends = _backends(board)
+    backends = backends_for(board)
     n = 40 if board.kind == "unix" else 12
     batch = 8 if board.kind == "unix" else 4
     all_cases = cases(n, 5000 + 1000 * RUNTIME_BOARDS.index(board.kind), inputs_per=3, max_ops=3)
@@ -270,7 +257,7 @@ for be in {backends!r}:
 
 def test_run_allocates_nothing(rt_board):
     board = rt_board
-    backends = _backends(board)
+    backends = backends_for(board)
     with Connection(board.port, timeout=60) as c:
         for g in (small_mlp(), convnet(hw=6, channels=3)):
             code = ALLOC_CHECK.format(blob=base64.b64encode(write_blob(g)), backends=backends,

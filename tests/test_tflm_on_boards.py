@@ -16,14 +16,11 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import runtime_board
+from conftest import RUNTIME_BOARDS, backends_for
 from mpml.blob import write_blob
 from mpml.device import Connection
-from mpml.device.package import native_module
 from mpml.importers.tflite import import_tflite
 from mpml.testing.tflite_models import RANDOM_MODELS, random_chain, random_model, random_residual, run_tflm
-
-BOARDS = ("unix", "m0", "m3")
 
 RUNNER = """
 import binascii, gc, struct
@@ -95,20 +92,11 @@ def float_cases(seed: int, n: int):
     return cases
 
 
-def _backends(board) -> list[str]:
-    return (["native"] if native_module(board.arch) else []) + ["viper"]
-
-
-@pytest.fixture(params=BOARDS)
-def rt_board(request):
-    return runtime_board(request.param)
-
-
 def test_boards_equal_tflm_on_every_op(rt_board):
     board = rt_board
-    backends = _backends(board)
+    backends = backends_for(board)
     unix = board.kind == "unix"
-    cases = int8_cases(seed=700 + BOARDS.index(board.kind), per_kind=3 if unix else 1, inputs_per=3 if unix else 2)
+    cases = int8_cases(seed=700 + RUNTIME_BOARDS.index(board.kind), per_kind=3 if unix else 1, inputs_per=3 if unix else 2)
     checked: dict[str, int] = {}
     with Connection(board.port, timeout=90) as c:
         c.exec(RUNNER)
@@ -131,8 +119,8 @@ def test_boards_equal_tflm_on_every_op(rt_board):
 
 def test_predict_with_float_edges_equals_tflm(rt_board):
     board = rt_board
-    backends = _backends(board)
-    cases = float_cases(seed=900 + BOARDS.index(board.kind), n=4 if board.kind == "unix" else 2)
+    backends = backends_for(board)
+    cases = float_cases(seed=900 + RUNTIME_BOARDS.index(board.kind), n=4 if board.kind == "unix" else 2)
     with Connection(board.port, timeout=90) as c:
         c.exec(RUNNER)
         for blob, ins, want in cases:

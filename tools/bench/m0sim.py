@@ -10,10 +10,8 @@ estimates Cortex-M0+ cycles. Used by kernel_cycles.py and tests/test_kernels.py.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -55,15 +53,9 @@ def build(extra: tuple[str, ...] = ()) -> Path:
 
 def load_pure():
     """firmware/mpml/_pure.py on CPython, as the host loads device files."""
-    if "mpml._pure" in sys.modules:
-        return sys.modules["mpml._pure"]
-    import mpml.shared  # noqa: F401  (registers mpml.ops)
-    path = REPO / "firmware" / "mpml" / "_pure.py"
-    spec = importlib.util.spec_from_file_location("mpml._pure", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["mpml._pure"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from mpml.shared import device_module
+
+    return device_module("_pure")
 
 
 _COND = re.compile(r"^b(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le)(\.n|\.w)?$")

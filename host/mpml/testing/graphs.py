@@ -131,7 +131,6 @@ class _Builder:
         return y, (b, oh, ow, oc)
 
     def _pool(self, code: int, x: int, shape):
-        r = self.rng
         b, ih, iw, c, oh, ow, fh, fw, sh, sw, _dh, _dw, pt, pl = self._geometry(shape)
         lo, hi = self.act_range()
         y = self.act("pool_out", (b, oh, ow, c))
