@@ -21,7 +21,8 @@ import numpy as np
 import tflite
 
 from mpml import blobfmt, ops
-from mpml.graph import Edge, Graph, Op, Tensor, block_weights, fold_bias
+from mpml.builder import GraphBuilder, conv_geometry
+from mpml.graph import Edge, Graph
 from mpml.reference import tflm
 
 __all__ = ["TFLiteImportError", "import_tflite", "load_tflite"]
@@ -43,7 +44,6 @@ _ACT_NAMES = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if no
 _PAD_NAMES = {tflite.Padding.SAME: "SAME", tflite.Padding.VALID: "VALID"}
 _SUPPORTED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
               "RESHAPE", "SOFTMAX", "LOGISTIC", "TANH", "QUANTIZE", "DEQUANTIZE")
-_FLAGS_WEIGHTS = blobfmt.TF_OFFSET_BINARY | blobfmt.TF_BLOCKED
 
 
 class _Skip(Exception):
@@ -128,7 +128,8 @@ class _Importer:
             self.problems.append(f"{self.model.SubgraphsLength()} subgraphs (control flow); only one is supported")
         self.sg = self.model.Subgraphs(0)
         self.tf = _read_tensors(self.model, self.sg, data)
-        self.graph = Graph(name, [], [], [], [])
+        self.build = GraphBuilder(name)  # the op and tensor helpers shared with mpml.quantize
+        self.graph = self.build.graph
         self.gidx: dict[int, int] = {}  # TFLite tensor -> graph tensor (activations and int8 constants)
         self.where = ""  # the op being converted, for messages
 
@@ -168,13 +169,8 @@ class _Importer:
         """The graph tensor standing for a TFLite int8 tensor (an int8 constant stays constant)."""
         if t.index not in self.gidx:
             shape = t.shape or (1,)
-            self.gidx[t.index] = self.graph.add_tensor(Tensor(
-                t.name, "int8", shape, data=t.data if t.data is not None else None,
-                scale=t.scale, zero_point=t.zero_point))
+            self.gidx[t.index] = self.build.activation(t.name, shape, t.scale, t.zero_point, data=t.data)
         return self.gidx[t.index]
-
-    def const(self, name: str, dtype: str, shape, data: np.ndarray, flags: int = 0) -> int:
-        return self.graph.add_tensor(Tensor(name, dtype, tuple(shape), data=data, flags=flags))
 
     def fused(self, where: str, opt, out: _TfTensor) -> tuple[int, int]:
         act = _ACT_NAMES.get(opt.FusedActivationFunction(), "?") if opt is not None else "NONE"
@@ -213,15 +209,9 @@ class _Importer:
 
     # -- ops ---------------------------------------------------------------------------------------
 
-    def emit(self, code: int, inputs: list[int], outputs: list[int], params: dict[str, int]) -> None:
-        names = ops.OPS[code][3]
-        values = [int(params[n]) for n in names]
-        try:
-            ops.slot_sizes(code, values)  # mpml's own limits, e.g. dimensions up to ops.MAX_DIM
-        except ValueError as e:
-            self.problem(self.where, f"{e} (params {dict(zip(names, values))}): beyond what mpml's kernels take")
-            raise _Skip from None
-        self.graph.ops.append(Op(code, inputs, outputs, values))
+    # Each handler checks what TFLM's model must satisfy, then lets the shared GraphBuilder
+    # compute the params and stored layouts; the builder's ValueError (e.g. params beyond
+    # mpml's kernels) becomes this op's problem in run().
 
     def fully_connected(self, where, op, ins, outs):
         x, w_t, y = self.tf[ins[0]], self.tf[ins[1]], self.tf[outs[0]]
@@ -237,44 +227,24 @@ class _Importer:
         if x.size % in_d:
             self.problem(where, f"input {x.where()} of {x.size} values is not a whole number of rows of {in_d}")
             raise _Skip
-        batches = x.size // in_d
         bias = self.bias(where, ins, out_d)
         act_min, act_max = self.fused(where, opt, y)
-        if w_t.scales.size > 1:
-            mult, shift = tflm.conv_multipliers(x.scale, w_t.scales, y.scale, out_d)
-        else:
-            m, s = tflm.fc_per_tensor_multiplier(x.scale, w_t.scale, y.scale)
-            mult, shift = np.full(out_d, m, np.int32), np.full(out_d, s, np.int32)
-        base = y.name
-        tensors = [
-            self.activation(x),
-            self.const(f"{base}/weights", "uint8", (out_d, in_d), block_weights(w), _FLAGS_WEIGHTS),
-            self.const(f"{base}/bias", "int32", (out_d,), fold_bias(bias, w, x.zero_point), blobfmt.TF_BIAS_FOLDED),
-            self.const(f"{base}/mult", "int32", (out_d,), mult),
-            self.const(f"{base}/shift", "int32", (out_d,), shift),
-        ]
-        self.emit(ops.FULLY_CONNECTED, tensors, [self.activation(y)],
-                  dict(batches=batches, in_depth=in_d, out_depth=out_d, out_offset=y.zero_point,
-                       act_min=act_min, act_max=act_max))
+        self.build.fully_connected(self.activation(x), self.activation(y), w, bias, w_t.scales, act_min, act_max)
 
     def _geometry(self, where, x, y, kh, kw, opt, depthwise: bool) -> dict[str, int]:
         if len(x.shape) != 4 or len(y.shape) != 4:
             self.problem(where, f"input {x.shape} and output {y.shape} must be 4-D NHWC")
             raise _Skip
         padding = _PAD_NAMES.get(opt.Padding())
-        sh, sw = opt.StrideH(), opt.StrideW()
         dh = opt.DilationHFactor() if hasattr(opt, "DilationHFactor") else 1
         dw = opt.DilationWFactor() if hasattr(opt, "DilationWFactor") else 1
-        b, ih, iw, _c = x.shape
-        oh = tflm.compute_out_size(padding, ih, kh, sh, dh)
-        ow = tflm.compute_out_size(padding, iw, kw, sw, dw)
-        if (b, oh, ow) != tuple(y.shape[:3]):
-            self.problem(where, f"output {y.where()} shape {y.shape} differs from TFLM's [{b}, {oh}, {ow}, _]")
+        b, ih, iw, c = x.shape
+        geo = conv_geometry(b, ih, iw, c, y.shape[3], kh, kw, opt.StrideH(), opt.StrideW(), dh, dw, padding)
+        if (b, geo["out_h"], geo["out_w"]) != tuple(y.shape[:3]):
+            self.problem(where, f"output {y.where()} shape {y.shape} differs from TFLM's "
+                                f"[{b}, {geo['out_h']}, {geo['out_w']}, _]")
             raise _Skip
-        return dict(batches=b, in_h=ih, in_w=iw, in_c=x.shape[3], out_h=oh, out_w=ow, out_c=y.shape[3],
-                    k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
-                    pad_top=tflm.compute_padding(sh, dh, ih, kh, oh),
-                    pad_left=tflm.compute_padding(sw, dw, iw, kw, ow))
+        return geo
 
     def conv_2d(self, where, op, ins, outs):
         x, w_t, y = self.tf[ins[0]], self.tf[ins[1]], self.tf[outs[0]]
@@ -286,21 +256,11 @@ class _Importer:
         if len(x.shape) == 4 and ic != x.shape[3]:
             self.problem(where, f"grouped convolution ({x.shape[3]} input channels, filter takes {ic}) is not supported")
             raise _Skip
-        w = self.weights(where, w_t, oc, 0).reshape(oc, kh * kw * ic)
+        w = self.weights(where, w_t, oc, 0)
         geo = self._geometry(where, x, y, kh, kw, opt, False)
         bias = self.bias(where, ins, oc)
         act_min, act_max = self.fused(where, opt, y)
-        mult, shift = tflm.conv_multipliers(x.scale, w_t.scales, y.scale, oc)
-        base = y.name
-        tensors = [
-            self.activation(x),
-            self.const(f"{base}/weights", "uint8", (oc, kh, kw, ic), block_weights(w), _FLAGS_WEIGHTS),
-            self.const(f"{base}/bias", "int32", (oc,), fold_bias(bias, w, x.zero_point), blobfmt.TF_BIAS_FOLDED),
-            self.const(f"{base}/mult", "int32", (oc,), mult),
-            self.const(f"{base}/shift", "int32", (oc,), shift),
-        ]
-        self.emit(ops.CONV_2D, tensors, [self.activation(y)],
-                  dict(geo, in_zp=x.zero_point, out_offset=y.zero_point, act_min=act_min, act_max=act_max))
+        self.build.conv_2d(self.activation(x), self.activation(y), w, bias, w_t.scales, geo, act_min, act_max)
 
     def depthwise_conv_2d(self, where, op, ins, outs):
         x, w_t, y = self.tf[ins[0]], self.tf[ins[1]], self.tf[outs[0]]
@@ -315,22 +275,10 @@ class _Importer:
         if oc % ic or geo["out_c"] != oc:
             self.problem(where, f"{oc} output channels is not a multiple of {ic} input channels")
             raise _Skip
-        depth_mult = oc // ic
         bias = self.bias(where, ins, oc)
         act_min, act_max = self.fused(where, opt, y)
-        mult, shift = tflm.conv_multipliers(x.scale, w_t.scales, y.scale, oc)
-        base = y.name
-        tensors = [
-            self.activation(x),
-            self.const(f"{base}/weights", "int8", (1, kh, kw, oc), w.astype(np.int8)),
-            self.const(f"{base}/bias", "int32", (oc,), fold_bias(bias, w.reshape(kh * kw, oc).T, x.zero_point),
-                       blobfmt.TF_BIAS_FOLDED),
-            self.const(f"{base}/mult", "int32", (oc,), mult),
-            self.const(f"{base}/shift", "int32", (oc,), shift),
-        ]
-        self.emit(ops.DEPTHWISE_CONV_2D, tensors, [self.activation(y)],
-                  dict(geo, depth_mult=depth_mult, in_zp=x.zero_point, out_offset=y.zero_point,
-                       act_min=act_min, act_max=act_max))
+        self.build.depthwise_conv_2d(self.activation(x), self.activation(y), w, bias, w_t.scales, geo, oc // ic,
+                                     act_min, act_max)
 
     def pool(self, where, op, ins, outs, code):
         x, y = self.tf[ins[0]], self.tf[outs[0]]
@@ -338,14 +286,9 @@ class _Importer:
         if (x.scale, x.zero_point) != (y.scale, y.zero_point):
             self.problem(where, f"output {y.where()} quantization differs from the input's (TFLM pools in place)")
             raise _Skip
-        fh, fw = opt.FilterHeight(), opt.FilterWidth()
-        geo = self._geometry(where, x, y, fh, fw, opt, False)
+        geo = self._geometry(where, x, y, opt.FilterHeight(), opt.FilterWidth(), opt, False)
         act_min, act_max = self.fused(where, opt, y)
-        self.emit(code, [self.activation(x)], [self.activation(y)],
-                  dict(batches=geo["batches"], in_h=geo["in_h"], in_w=geo["in_w"], channels=geo["in_c"],
-                       out_h=geo["out_h"], out_w=geo["out_w"], f_h=fh, f_w=fw, stride_h=geo["stride_h"],
-                       stride_w=geo["stride_w"], pad_top=geo["pad_top"], pad_left=geo["pad_left"],
-                       act_min=act_min, act_max=act_max))
+        self.build.pool(code, self.activation(x), self.activation(y), geo, act_min, act_max)
 
     def add(self, where, op, ins, outs):
         a, b, y = self.tf[ins[0]], self.tf[ins[1]], self.tf[outs[0]]
@@ -353,16 +296,14 @@ class _Importer:
             self.problem(where, f"broadcasting ADD ({a.where()} {a.shape} + {b.where()} {b.shape}) is not supported")
             raise _Skip
         act_min, act_max = self.fused(where, _options(op, tflite.AddOptions), y)
-        params = tflm.add_params(a.scale, a.zero_point, b.scale, b.zero_point, y.scale, y.zero_point)
-        self.emit(ops.ADD, [self.activation(a), self.activation(b)], [self.activation(y)],
-                  dict(params, size=y.size, act_min=act_min, act_max=act_max))
+        self.build.add(self.activation(a), self.activation(b), self.activation(y), act_min, act_max)
 
     def reshape(self, where, op, ins, outs):
         x, y = self.tf[ins[0]], self.tf[outs[0]]
         if x.size != y.size:
             self.problem(where, f"reshape of {x.size} values into {y.size}")
             raise _Skip
-        self.emit(ops.RESHAPE, [self.activation(x)], [self.activation(y)], dict(size=y.size))
+        self.build.reshape(self.activation(x), self.activation(y))
 
     def softmax(self, where, op, ins, outs):
         x, y = self.tf[ins[0]], self.tf[outs[0]]
@@ -371,30 +312,18 @@ class _Importer:
             raise _Skip
         opt = _options(op, tflite.SoftmaxOptions)
         beta = opt.Beta() if opt is not None else 1.0
-        depth = x.shape[-1] if x.shape else 1
-        exp_sum, exp = tflm.softmax_tables(beta, x.scale)
-        base = y.name
-        tensors = [self.activation(x), self.const(f"{base}/exp_sum_table", "int32", (256,), exp_sum),
-                   self.const(f"{base}/exp_table", "int32", (256,), exp)]
-        self.emit(ops.SOFTMAX, tensors, [self.activation(y)], dict(outer=x.size // depth, depth=depth))
+        self.build.softmax(self.activation(x), self.activation(y), beta)
 
     def lookup(self, where, op, ins, outs, code):
         x, y = self.tf[ins[0]], self.tf[outs[0]]
-        if code == ops.LOGISTIC:
-            if y.zero_point != -128:
-                self.problem(where, f"output {y.where()} must have zero point -128 (TFLM's int8 logistic)")
-                raise _Skip
-            table = tflm.logistic_table(x.scale, x.zero_point)
-        else:
-            table = tflm.tanh_table(x.scale, x.zero_point)
-        t = self.const(f"{y.name}/table", "int8", (256,), table)
-        self.emit(code, [self.activation(x), t], [self.activation(y)], dict(size=y.size))
+        if code == ops.LOGISTIC and y.zero_point != -128:
+            self.problem(where, f"output {y.where()} must have zero point -128 (TFLM's int8 logistic)")
+            raise _Skip
+        self.build.lookup(code, self.activation(x), self.activation(y))
 
     def requantize(self, where, op, ins, outs):
         x, y = self.tf[ins[0]], self.tf[outs[0]]
-        mult, shift = tflm.requantize_params(x.scale, y.scale)
-        self.emit(ops.REQUANTIZE, [self.activation(x)], [self.activation(y)],
-                  dict(size=y.size, in_zp=x.zero_point, out_zp=y.zero_point, mult=mult, shift=shift))
+        self.build.requantize(self.activation(x), self.activation(y))
 
     # -- the whole model -----------------------------------------------------------------------------
 
