@@ -82,8 +82,8 @@ def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
     The scale is a float32 value (what the blob stores and TFLM computes with).
     """
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8 * 255
+    if hi - lo < 1e-6:  # a constant (e.g. a dead channel's 0): any scale holds it; keep TFLM's ops valid
+        hi = lo + 1.0
     scale = float(np.float32((hi - lo) / 255.0))
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return scale, zp
