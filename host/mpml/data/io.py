@@ -31,10 +31,10 @@ RECORDINGS_DIR = "recordings"
 EXT = ".i16"
 
 # CSV columns that are not channels (compared lower-cased).
-_LABEL_COLS = ("label", "class", "y")
+_LABEL_COLS = ("label", "class")
 _SUBJECT_COLS = ("subject", "subject_id")
 _RECORDING_COLS = ("recording", "recording_id", "take")
-_TIME_COLS = {"time": 1.0, "t": 1.0, "time_s": 1.0, "timestamp": 1.0, "time_ms": 1e-3, "timestamp_ms": 1e-3}
+_TIME_COLS = {"time": 1.0, "time_s": 1.0, "timestamp": 1.0, "time_ms": 1e-3, "timestamp_ms": 1e-3}
 
 
 # -- recordings on disk --------------------------------------------------------------------------
@@ -408,6 +408,13 @@ def _load_csv_folder(root: Path, sample_rate_hz=None, scale=None, channels=None)
 
 
 def _load_numpy(path: Path, sample_rate_hz=None, scale=None, channels=None, allow_pickle=False) -> Dataset:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
+        raise DatasetError(f"{path}: not a readable NumPy file (neither .npy nor .npz content)")
     try:
         obj = np.load(path, allow_pickle=allow_pickle)
     except ValueError as e:
