@@ -62,10 +62,11 @@ def log2q(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.int64)
     if v.size and v.min() < 1:
         raise ValueError("log2q needs v >= 1")
-    # position of the leading one, exactly (float log2 can be off by one near powers of two)
-    p = np.floor(np.log2(v.astype(np.float64))).astype(np.int64)
-    p = np.where((np.int64(1) << np.clip(p, 0, 62)) > v, p - 1, p)
-    p = np.where((p < 62) & ((np.int64(1) << np.clip(p + 1, 0, 62)) <= v), p + 1, p)
+    # position of the leading one, exactly: a float estimate corrected until v >> p == 1
+    p = np.minimum(np.floor(np.log2(v.astype(np.float64))).astype(np.int64), 62)
+    for _ in range(2):
+        p = np.where((v >> p) == 0, p - 1, p)
+        p = np.where((p < 62) & ((v >> np.minimum(p, 62)) >= 2), p + 1, p)
     shift = p - LOG2_INDEX_BITS
     idx = np.where(shift >= 0, v >> np.maximum(shift, 0), v << np.maximum(-shift, 0)) & ((1 << LOG2_INDEX_BITS) - 1)
     return (p << LOG2_FRAC_BITS) + np.asarray(LOG2_TABLE, np.int64)[idx]
