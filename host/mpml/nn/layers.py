@@ -283,8 +283,12 @@ class DepthwiseConv1D(_Windowed):
         dw = np.empty_like(w)
         dtaps = []
         for j, t in enumerate(self._taps_cache):
-            dw[j] = np.einsum("boc,bocm->cm", t, dz4, optimize=True)
-            dtaps.append((dz4 * w[j]).sum(axis=3) if m > 1 else dz4[..., 0] * w[j, :, 0])
+            if m == 1:
+                dw[j, :, 0] = (t * dz4[..., 0]).sum(axis=(0, 1))
+                dtaps.append(dz4[..., 0] * w[j, :, 0])
+            else:
+                dw[j] = np.einsum("boc,bocm->cm", t, dz4, optimize=True)
+                dtaps.append((dz4 * w[j]).sum(axis=3))
         self.grads = {"kernel": dw, "bias": dz.reshape(-1, c * m).sum(axis=0)}
         return self._scatter(dtaps, self.input_shape[0], c, b)
 
@@ -324,12 +328,17 @@ class MaxPool1D(_Pool1D):
     kind = "MaxPool1D"
 
     def forward(self, x, training=False):
-        win = np.stack(self._taps(self._pad(x, -np.inf)), axis=2)  # [b, out, k, c]
+        taps = self._taps(self._pad(x, -np.inf))
+        y = taps[0].copy()
+        arg = np.zeros(y.shape, np.int8) if training else None
+        for j in range(1, len(taps)):  # elementwise: much faster than argmax over a middle axis
+            more = taps[j] > y  # strict: the first of equal values wins, as argmax
+            np.copyto(y, taps[j], where=more)
+            if training:
+                arg[more] = j
         if training:
-            self._arg = win.argmax(axis=2)
-            self._b = x.shape[0]
-            return np.take_along_axis(win, self._arg[:, :, None], axis=2)[:, :, 0]
-        return win.max(axis=2)
+            self._arg, self._b = arg, x.shape[0]
+        return y
 
     def backward(self, dy):
         dtaps = [dy * (self._arg == j) for j in range(self.pool_size)]

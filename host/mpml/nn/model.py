@@ -240,7 +240,7 @@ class Sequential:
 
     def fit(self, x, y=None, *, epochs: int = 50, batch_size: int = 32, lr: float = 1e-3, l2: float = 0.0,
             loss: str | None = None, class_weight=None, validation_data=None, patience: int | None = 10,
-            min_delta: float = 0.0, verbose: bool = True, stream=None) -> History:
+            min_delta: float = 0.0, verbose: bool = True, stream=None, threads: int | None = 1) -> History:
         """Train with Adam on mini-batches.
 
         loss: 'crossentropy' (classifier; `y` class indices, the model ends in Softmax) or
@@ -249,7 +249,21 @@ class Sequential:
         with it, training stops after `patience` epochs without a val_loss improvement
         of more than `min_delta` and the best epoch's weights are restored (patience=None: never
         stop early, still restore the best). verbose: the progress line on stderr (or `stream`).
+        threads: BLAS threads while training. 1 by default: the matrices of tiny models are
+        small, and multithreaded OpenBLAS on them is several times slower (worse on a busy
+        machine); None leaves numpy's setting alone.
         """
+        if threads is None:
+            return self._fit(x, y, epochs, batch_size, lr, l2, loss, class_weight, validation_data, patience,
+                             min_delta, verbose, stream)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=int(threads), user_api="blas"):
+            return self._fit(x, y, epochs, batch_size, lr, l2, loss, class_weight, validation_data, patience,
+                             min_delta, verbose, stream)
+
+    def _fit(self, x, y, epochs, batch_size, lr, l2, loss, class_weight, validation_data, patience, min_delta,
+             verbose, stream) -> History:
         loss = loss or ("crossentropy" if self.task == "classifier" else "mse")
         if loss not in ("crossentropy", "mse"):
             raise ValueError(f"loss {loss!r}: 'crossentropy' or 'mse'")
