@@ -105,7 +105,7 @@ def main() -> None:
                       l2=1e-4, class_weight="balanced")
         rows.append((name, len(wte[1]), r, h, s))
 
-    print(f"float vs int8 accuracy (int8 = host reference = board), input scale 1/32, zero point 0\n")
+    print("float vs int8 accuracy (int8 = host reference = board), input scale 1/32, zero point 0\n")
     print("| recipe | test windows | float acc | int8 acc | agreement | epochs (best) | train s |")
     print("|---|---|---|---|---|---|---|")
     for name, n, r, h, s in rows:
