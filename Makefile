@@ -46,6 +46,10 @@ bench: setup
 	@$(PY) tools/bench/arena.py
 	@echo
 	@$(PY) tools/bench/dispatch.py
+	@echo
+	@$(PY) tools/bench/train_speed.py
+	@echo
+	@$(PY) tools/bench/accuracy.py
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true
