@@ -50,6 +50,8 @@ bench: setup
 	@$(PY) tools/bench/train_speed.py
 	@echo
 	@$(PY) tools/bench/accuracy.py
+	@echo
+	@$(PY) tools/bench/recipes.py
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true
