@@ -53,25 +53,13 @@ class CommandError(Exception):
 
 
 def _write_atomic(path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder, renamed at the end."""
-    import os
-    import tempfile
-    from pathlib import Path
+    """Write `data` to `path` whole or not at all (mpml.files.write_atomic)."""
+    from .files import write_atomic
 
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CommandError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a model file is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_atomic(path, data)
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from None
 
 
 def _blob_line(out, graph, data: bytes) -> str:

@@ -214,9 +214,11 @@ def read_blob(data: bytes) -> Blob:
 
 
 def save(graph: Graph, path: str | Path) -> bytes:
-    """Write a graph to a .mpml file; returns the bytes written."""
+    """Write a graph to a .mpml file (whole or not at all); returns the bytes written."""
+    from mpml.files import write_atomic
+
     data = write_blob(graph)
-    Path(path).write_bytes(data)
+    write_atomic(path, data)
     return data
 
 

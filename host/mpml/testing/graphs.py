@@ -268,7 +268,7 @@ def random_tree_graph(rng: np.random.Generator) -> Graph:
         return k
 
     for _ in range(int(rng.integers(1, 6))):
-        # a root is always a node: the reference refuses a root that names a leaf
+        # roots here are nodes; one-leaf trees (a root that is a leaf) are in tests/kernels/cases.py
         roots.append(grow(int(rng.integers(1, 5)), root=True))
     b = _Builder(rng, False)
     dtype = "int8" if in_bytes == 1 else "int16"
