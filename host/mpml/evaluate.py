@@ -13,14 +13,15 @@ board's kernels equal bit for bit, so these are the board's numbers.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mpml.files import write_atomic
 from mpml.graph import Graph
+from mpml.quantize.evaluate import roc_auc
 from mpml.reference import dequantize, quantize, run
 
 __all__ = ["EvalError", "EvalResult", "is_autoencoder", "quantize_inputs", "int8_outputs", "evaluate_classifier",
@@ -132,16 +133,6 @@ def evaluate_classifier(graph: Graph, x, y, labels: list[str] | None = None) -> 
                       cm.sum(axis=1), cm, scores=scores, predictions=pred)
 
 
-def roc_auc(scores, positive) -> float:
-    """Area under the ROC curve (positive = anomaly); ties count half; NaN without both kinds."""
-    s = np.asarray(scores, np.float64)
-    yb = np.asarray(positive).astype(bool)
-    n_pos, n_neg = int(yb.sum()), int((~yb).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    _u, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
-    return float((ranks[yb].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def best_threshold(scores, positive) -> float:
@@ -206,19 +197,12 @@ def save_confusion_png(res: EvalResult, path: str | Path, title: str = "") -> Pa
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > hi / 2 else "black")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    png = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        fig.savefig(png, format="png", dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, png.getvalue())
 
 
 def format_result(res: EvalResult) -> str:
