@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from . import __version__, virtual
+from .device import BoardError
 
 
 def _fmt_bytes(n: int) -> str:
@@ -479,14 +481,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--normal", help="anomaly models: the label of normal samples (default: 'normal')")
     ev.add_argument("--rate", type=float, help="sample rate in Hz, for CSV data that does not say it")
     ev.set_defaults(func=cmd_eval)
+
+    # The device commands live beside the device code; each module adds its
+    # subcommands with register(sub) (one entry per module, in help order).
+    for module in DEVICE_COMMANDS:
+        importlib.import_module(module).register(sub)
     return ap
+
+
+DEVICE_COMMANDS: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (virtual.VirtualBoardError, CommandError) as e:
+    except (virtual.VirtualBoardError, CommandError, BoardError) as e:
         print(f"mpml: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
