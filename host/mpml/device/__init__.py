@@ -1,5 +1,8 @@
 """Talking to boards over the USB REPL (real or virtual)."""
 
 from .connection import BoardError, BoardExecError, BoardTimeout, Connection
+from .board import Board, BoardInfo, RuntimeMismatch, require_runtime
+from .ports import add_port_argument
 
-__all__ = ["BoardError", "BoardExecError", "BoardTimeout", "Connection"]
+__all__ = ["Board", "BoardError", "BoardExecError", "BoardInfo", "BoardTimeout", "Connection",
+           "RuntimeMismatch", "add_port_argument", "require_runtime"]
