@@ -94,8 +94,16 @@ class Connection:
         BoardTimeout when the board goes silent for `timeout` seconds.
         """
         self.enter_raw_repl()
+        serial = self.transport.serial
         try:
-            self.transport.exec_raw_no_follow(code)
+            # Raw paste waits for the board's flow-control byte with one
+            # serial read: a board slowed down (qemu on a busy host) may take
+            # more than the 1 s read timeout to send it.
+            serial.timeout = max(1, timeout if timeout is not None else self.timeout)
+            try:
+                self.transport.exec_raw_no_follow(code)
+            finally:
+                serial.timeout = 1
             out, err = self.transport.follow(timeout if timeout is not None else self.timeout)
         except TransportError as e:
             self._in_raw = False
