@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-DEVICE_COMMANDS: tuple[str, ...] = ()
+DEVICE_COMMANDS: tuple[str, ...] = ("mpml.device.commands.setup",)
 
 
 def main(argv: list[str] | None = None) -> int:
