@@ -271,6 +271,53 @@ class Model:
             for k in range(len(outs)):
                 self._move(outs[k], outs[k].view, outbuf[k], "output")
 
+    # -- timing (mpml bench): separate from run(), which stays as it is ------
+
+    def run_op(self, k, reps=1):
+        """Run op k of the plan `reps` times on whatever the arena holds (for timing one layer)."""
+        op = self._plan[k]
+        n = op[0]
+        f = op[1]
+        for _ in range(reps):
+            if n == 7:
+                f(op[2], op[3], op[4], op[5], op[6], op[7], op[8])
+            elif n == 3:
+                f(op[2], op[3], op[4])
+            elif n == 4:
+                f(op[2], op[3], op[4], op[5])
+            elif n == 5:
+                f(op[2], op[3], op[4], op[5], op[6])
+            else:
+                f(op[2], op[3], op[4], op[5], op[6], op[7])
+
+    def run_timed(self, inbuf, outbuf, times):
+        """run() with every op timed by time.ticks_us: adds each op's microseconds to times[k].
+
+        times: an array('i') (or list) of len(self.op_names), zeroed by the
+        caller; calling this N times accumulates N runs. Allocates nothing
+        per op. ImportError on a port without time.ticks_us.
+        """
+        from time import ticks_us, ticks_diff
+
+        ins, outs = self.inputs, self.outputs
+        if len(ins) == 1 and not isinstance(inbuf, _SEQ):
+            self._move(ins[0], inbuf, ins[0].view, "input")
+        else:
+            if len(inbuf) != len(ins):
+                raise ValueError("model takes %d inputs, got %d" % (len(ins), len(inbuf)))
+            for k in range(len(ins)):
+                self._move(ins[k], inbuf[k], ins[k].view, "input")
+        run_op = self.run_op
+        for k in range(len(self._plan)):
+            t0 = ticks_us()
+            run_op(k)
+            times[k] += ticks_diff(ticks_us(), t0)
+        if len(outs) == 1 and not isinstance(outbuf, _SEQ):
+            self._move(outs[0], outs[0].view, outbuf, "output")
+        else:
+            for k in range(len(outs)):
+                self._move(outs[k], outs[k].view, outbuf[k], "output")
+
     def _quantize(self, e, x):
         # docs/ops.md "Model edges": q = clamp(round(f32(x / scale)) + zp),
         # float32 arithmetic (exact on ports whose floats are doubles too),
