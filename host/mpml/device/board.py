@@ -240,7 +240,8 @@ class Board:
         return f"<Board {self.name} on {self.port}>"
 
 
-def _stop_program(conn: Connection, attempts: int = 2, quiet: float = 0.15, limit: float = 2.0) -> bool:
+def _stop_program(conn: Connection, attempts: int = 2, quiet: float = 0.15, first: float = 0.5,
+                  limit: float = 2.0) -> bool:
     """Send Ctrl-C until the board stops printing; True if a program was running (it said KeyboardInterrupt)."""
     seen = b""
     serial = conn.transport.serial
@@ -254,7 +255,8 @@ def _stop_program(conn: Connection, attempts: int = 2, quiet: float = 0.15, limi
         if n:
             seen = (seen + serial.read(n))[-4096:]
             last = time.monotonic()
-        elif time.monotonic() - last > quiet:
+        elif time.monotonic() - last > (quiet if seen else first):
+            # A board slowed down by a busy host may take a while to answer at all.
             break
         else:
             time.sleep(0.01)

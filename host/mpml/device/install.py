@@ -239,3 +239,47 @@ def install(board: Board, *, backend: str | None = None, board_name: str | None 
     board.probe(refresh=True)
     result.seconds = time.monotonic() - start
     return result
+
+
+# -- mip packages: `mpremote mip install firmware/package.json` (sources) or a compiled one per arch --
+
+def package_json(files: list[str], version: str | None = None) -> dict:
+    """A mip package.json installing `files` (paths relative to it, e.g. "mpml/model.py") as the same paths
+    under the target (/lib by default), as mpremote's mip and the board's own `mip` read it."""
+    return {"urls": [[f, f] for f in sorted(files)], "version": version or mpml.__version__, "deps": []}
+
+
+def source_package_json() -> dict:
+    """firmware/package.json as it should be: every firmware/mpml/*.py tracked by git."""
+    from mpml import paths
+    r = subprocess.run(["git", "ls-files", "mpml/*.py"], cwd=paths.FIRMWARE_SRC, capture_output=True, text=True)
+    files = [f for f in r.stdout.split() if f.count("/") == 1] if r.returncode == 0 else \
+        [f"mpml/{p.name}" for p in sorted((paths.FIRMWARE_SRC / "mpml").glob("*.py"))]
+    return package_json(files)
+
+
+def build_mip_package(arch: str, out: str | Path, with_native: bool = True) -> Path:
+    """A mip package of the compiled runtime for `arch` in folder `out` (package.json + mpml/*.mpy).
+
+    Serve the folder over HTTP (or give its path to mpremote) and
+    `mpremote mip install URL/package.json` installs what `mpml install` would.
+    """
+    import shutil
+    out = Path(out)
+    pkg = package.build_package(arch, with_native=with_native)
+    (out / "mpml").mkdir(parents=True, exist_ok=True)
+    for old in (out / "mpml").iterdir():
+        old.unlink()
+    names = []
+    for p in sorted(pkg.iterdir()):
+        shutil.copy2(p, out / "mpml" / p.name)
+        names.append(f"mpml/{p.name}")
+    (out / "package.json").write_text(json.dumps(package_json(names), indent=2) + "\n")
+    return out / "package.json"
+
+
+if __name__ == "__main__":
+    # python -m mpml.device.install: rewrite firmware/package.json from the tracked sources.
+    from mpml import paths as _paths
+    (_paths.FIRMWARE_SRC / "package.json").write_text(json.dumps(source_package_json(), indent=2) + "\n")
+    print(_paths.FIRMWARE_SRC / "package.json")
