@@ -317,7 +317,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model_path = Path(args.model)
     try:
-        graph = load(model_path).graph
+        if args.on_device and not model_path.is_file():  # a model on the board: its blob read back
+            from .device.commands.run import eval_model_graph
+
+            graph = eval_model_graph(args.model, args.port)[0]
+        else:
+            graph = load(model_path).graph
     except BlobError as e:
         raise CommandError(f"{model_path}: {e}" if str(model_path) not in str(e) else str(e)) from None
     data_path = Path(args.dataset)
@@ -362,6 +367,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             labels_of_data = list(w.labels)
             where = f"{ds.name}: {len(x)} windows of {spec.window_length} samples (hop {hop})"
         print(where)
+        outputs, board_eval, source = None, None, "host-simulated int8"
+        if args.on_device:  # the metrics come from the board's own outputs
+            from .device.commands.run import on_device_outputs
+
+            outputs, board_eval = on_device_outputs(args.model, graph, x, args.port)
+            source = f"int8 on the board, {board_eval.backend} kernels"
         if is_autoencoder(graph):
             anomalous = None
             if y is not None:
@@ -370,12 +381,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     if normal not in set(y):
                         raise CommandError(f"no {normal!r} samples in the data (labels: {', '.join(sorted(set(y)))})")
                     anomalous = y != normal
-            res = evaluate_anomaly(graph, x, anomalous)
+            res = evaluate_anomaly(graph, x, anomalous, outputs=outputs, source=source)
             print(format_result(res))
             return 0
         if y is None:
             raise CommandError(f"{data_path}: no labels (y) to evaluate a classifier against")
-        res = evaluate_classifier(graph, x, y, labels_of_data)
+        res = evaluate_classifier(graph, x, y, labels_of_data, outputs=outputs, source=source)
+        if board_eval is not None and not board_eval.equal:
+            host = evaluate_classifier(graph, x, y, labels_of_data)
+            print(f"host simulation: accuracy {host.accuracy:.4f}"
+                  + (" (the same)" if host.accuracy == res.accuracy else " (DIFFERENT from the board's)"))
     except EvalError as e:
         raise CommandError(str(e)) from None
     print(format_result(res))
@@ -480,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--recipe", help="the recipe the model was trained with (for --split)")
     ev.add_argument("--normal", help="anomaly models: the label of normal samples (default: 'normal')")
     ev.add_argument("--rate", type=float, help="sample rate in Hz, for CSV data that does not say it")
+    ev.add_argument("--on-device", action="store_true",
+                    help="run the samples through the board (--port): the metrics come from the board's own "
+                         "outputs, with a line saying whether they equal the host simulation byte for byte. "
+                         "MODEL may then also be the name of a model on the board")
+    from .device.ports import add_port_argument
+
+    add_port_argument(ev)
     ev.set_defaults(func=cmd_eval)
 
     # The device commands live beside the device code; each module adds its
@@ -489,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-DEVICE_COMMANDS: tuple[str, ...] = ("mpml.device.commands.setup",)
+DEVICE_COMMANDS: tuple[str, ...] = ("mpml.device.commands.setup", "mpml.device.commands.models", "mpml.device.commands.run")
 
 
 def main(argv: list[str] | None = None) -> int:
