@@ -290,12 +290,12 @@ class Model:
             else:
                 f(op[2], op[3], op[4], op[5], op[6], op[7])
 
-    def run_timed(self, inbuf, outbuf, times):
-        """run() with every op timed by time.ticks_us: adds each op's microseconds to times[k].
+    def run_timed(self, inbuf, outbuf, times, at=0):
+        """run() with every op timed by time.ticks_us: adds op k's microseconds to times[at + k].
 
-        times: an array('i') (or list) of len(self.op_names), zeroed by the
-        caller; calling this N times accumulates N runs. Allocates nothing
-        per op. ImportError on a port without time.ticks_us.
+        times: an array('i') (or list) zeroed by the caller, of at least
+        at + len(self.op_names) items; `at` lets one array hold many runs.
+        Allocates nothing per op. ImportError on a port without time.ticks_us.
         """
         from time import ticks_us, ticks_diff
 
@@ -311,7 +311,7 @@ class Model:
         for k in range(len(self._plan)):
             t0 = ticks_us()
             run_op(k)
-            times[k] += ticks_diff(ticks_us(), t0)
+            times[at + k] += ticks_diff(ticks_us(), t0)
         if len(outs) == 1 and not isinstance(outbuf, _SEQ):
             self._move(outs[0], outs[0].view, outbuf, "output")
         else:

@@ -49,6 +49,7 @@ class EvalResult:
     flagged: float | None = None  # fraction of samples above the threshold
     scores: np.ndarray | None = field(default=None, repr=False)
     predictions: np.ndarray | None = field(default=None, repr=False)
+    source: str = "host-simulated int8"  # where the int8 outputs came from
 
 
 def is_autoencoder(graph: Graph) -> bool:
@@ -97,14 +98,17 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return cm
 
 
-def evaluate_classifier(graph: Graph, x, y, labels: list[str] | None = None) -> EvalResult:
+def evaluate_classifier(graph: Graph, x, y, labels: list[str] | None = None, outputs=None,
+                        source: str = "host-simulated int8") -> EvalResult:
     """Accuracy, per-class precision/recall and the confusion matrix of the int8 model on (x, y).
 
     `y`: class indices into the model's output (its labels), or label strings.
+    `outputs`: the int8 outputs for x when they come from elsewhere (a board:
+    mpml.device.run.eval_on_device), instead of the host reference's.
     """
     out_labels = list(graph.outputs[0].labels) or list(labels or [])
     q = quantize_inputs(graph, x)
-    scores = int8_outputs(graph, q)
+    scores = int8_outputs(graph, q) if outputs is None else np.asarray(outputs).reshape(len(q), -1)
     n_cls = scores.shape[1]
     if not out_labels:
         out_labels = [str(k) for k in range(n_cls)]
@@ -130,7 +134,7 @@ def evaluate_classifier(graph: Graph, x, y, labels: list[str] | None = None) -> 
         precision = tp / cm.sum(axis=0)
         recall = tp / cm.sum(axis=1)
     return EvalResult("classifier", len(y), out_labels, float((pred == y).mean()), precision, recall,
-                      cm.sum(axis=1), cm, scores=scores, predictions=pred)
+                      cm.sum(axis=1), cm, scores=scores, predictions=pred, source=source)
 
 
 
@@ -150,15 +154,18 @@ def best_threshold(scores, positive) -> float:
     return best
 
 
-def evaluate_anomaly(graph: Graph, x, anomalous=None) -> EvalResult:
-    """Reconstruction-error scores of an autoencoder; ROC AUC and a threshold when `anomalous` (0/1) is given."""
+def evaluate_anomaly(graph: Graph, x, anomalous=None, outputs=None, source: str = "host-simulated int8") -> EvalResult:
+    """Reconstruction-error scores of an autoencoder; ROC AUC and a threshold when `anomalous` (0/1) is given.
+
+    `outputs`: the int8 reconstructions from elsewhere (a board), instead of the host reference's.
+    """
     q = quantize_inputs(graph, x)
-    out = int8_outputs(graph, q)
+    out = int8_outputs(graph, q) if outputs is None else np.asarray(outputs).reshape(len(q), -1)
     ti, to = graph.tensors[graph.inputs[0].tensor], graph.tensors[graph.outputs[0].tensor]
     xin = dequantize(q, ti.scale, ti.zero_point).reshape(len(q), -1).astype(np.float64)
     rec = dequantize(out, to.scale, to.zero_point).reshape(len(q), -1).astype(np.float64)
     scores = ((xin - rec) ** 2).mean(axis=1)
-    res = EvalResult("anomaly", len(q), scores=scores)
+    res = EvalResult("anomaly", len(q), scores=scores, source=source)
     if anomalous is not None:
         a = np.asarray(anomalous).astype(bool).reshape(-1)
         if len(a) != len(q):
@@ -210,12 +217,12 @@ def format_result(res: EvalResult) -> str:
         return "-" if v is None or v != v else f"{v:.3f}"
 
     if res.task == "anomaly":
-        lines = [f"anomaly model, {res.n} samples (host-simulated int8)",
+        lines = [f"anomaly model, {res.n} samples ({res.source})",
                  f"  ROC AUC    {f(res.auc)}" if res.auc is not None else "  ROC AUC    - (no anomaly labels)",
                  f"  threshold  {res.threshold:.6g} ({res.threshold_rule}); {res.flagged:.1%} of samples above it",
                  f"  scores     min {res.scores.min():.4g}, median {np.median(res.scores):.4g}, max {res.scores.max():.4g}"]
         return "\n".join(lines)
-    lines = [f"classifier, {res.n} samples (host-simulated int8)", f"accuracy {res.accuracy:.4f}", ""]
+    lines = [f"classifier, {res.n} samples ({res.source})", f"accuracy {res.accuracy:.4f}", ""]
     w = max(5, max(len(s) for s in res.labels))
     lines.append(f"{'class'.ljust(w)}  precision  recall  support")
     for k, lab in enumerate(res.labels):

@@ -139,18 +139,13 @@ def _mr_bench(n):
     except ImportError:
         print('T none'); return
     from array import array
-    t = array('i', [0] * n); ops = array('i', [0] * len(m.op_names))
+    k = len(m.op_names); t = array('i', [0] * n); ops = array('i', [0] * (n * k))
     m.run(a, b)
     for i in range(n):
         t0 = ticks_us(); m.run(a, b); t[i] = ticks_diff(ticks_us(), t0)
-    t0 = ticks_us()
     for i in range(n):
-        m.run(a, b)
-    tb = ticks_diff(ticks_us(), t0)
-    for i in range(n):
-        m.run_timed(a, b, ops)
+        m.run_timed(a, b, ops, i * k)
     print('T', ' '.join(str(v) for v in t))
-    print('B', tb)
     print('L', ' '.join(str(v) for v in ops))
 def _mr_loop(n):
     m = _mr['m']; a, b, ib, ob = _mr_bufs(m)
@@ -195,7 +190,9 @@ def _lines(out: str, tag: str) -> list[str]:
 def _pack(data: bytes, compress: bool = True) -> tuple[str, bool]:
     """(base64 text, compressed?) for `data`: zlib when it saves at least a fifth."""
     if compress and len(data) > 64:
-        z = zlib.compress(data, 9)
+        # a 1 KiB window: inflating allocates the window, and a 32 KiB one fails on small boards
+        c = zlib.compressobj(9, zlib.DEFLATED, 10)
+        z = c.compress(data) + c.flush()
         if len(z) < 0.8 * len(data):
             return base64.b64encode(z).decode(), True
     return base64.b64encode(data).decode(), False
@@ -547,8 +544,7 @@ class BenchResult:
     runs: int
     clock: str  # "time.ticks_us on the board" or the host-side method
     latency_us: list[float]  # one value per measurement (per run on the board's clock)
-    batch_mean_us: float | None  # N runs in one loop / N (board clock)
-    op_us: list[float] | None  # mean per op
+    op_us: list[float] | None  # per op: median over the runs (board clock) or the host's estimate
     heap_in_use: int  # bytes allocated (after gc.collect) while the model is loaded, before a run
     heap_model: int  # of which the model: blob buffer, arena, plan
     run_alloc: int  # bytes one run() allocates
@@ -575,8 +571,6 @@ class BenchResult:
             rows += [("latency median", us(self.median_us)),
                      ("spread", f"min {us(min(lat))}, quartiles {us(q[0])} - {us(q[2])}, max {us(max(lat))} "
                                 f"({len(lat)} {'runs' if 'ticks_us' in self.clock else 'measurements'})")]
-            if self.batch_mean_us is not None:
-                rows.append(("mean in one loop", us(self.batch_mean_us)))
         else:
             rows.append(("latency", "not measurable on this board"))
         total = self.heap_in_use + self.run_alloc
@@ -590,7 +584,9 @@ class BenchResult:
         lines = [f"{a.ljust(w)}  {b}" for a, b in rows]
         if self.op_us is not None:
             s = sum(self.op_us)
-            lines += ["", f"per layer ({'mean of ' + str(self.runs) + ' runs, ticks_us around each op' if 'ticks_us' in self.clock else 'host wall clock, see clock'}):",
+            how = (f"median of {self.runs} runs, ticks_us around each op" if "ticks_us" in self.clock
+                   else "host wall clock, link subtracted, see clock")
+            lines += ["", f"per layer ({how}):",
                       f"  {'#':>2}  {'op':<18} {'time':>11}  {'share':>6}"]
             for k, (name, t) in enumerate(zip(self.ops, self.op_us)):
                 lines.append(f"  {k:>2}  {name:<18} {us(t):>11}  {(t / s if s else 0):>6.1%}")
@@ -627,11 +623,11 @@ def bench(board, model, runs: int = 100, backend: str | None = None, per_layer: 
     notes = []
     if "T none" not in out:
         lat = [float(v) for v in _lines(out, "T")[0].split()]
-        batch = float(_lines(out, "B")[0]) / runs
-        op_tot = [float(v) for v in _lines(out, "L")[0].split()]
-        op_us = [t / runs for t in op_tot] if per_layer else None
+        per_op = np.array([float(v) for v in _lines(out, "L")[0].split()]).reshape(runs, -1)
+        op_us = [float(v) for v in np.median(per_op, axis=0)] if per_layer else None
         clock = "time.ticks_us on the board (1 µs resolution)"
-        notes.append("per-layer times include one ticks_us pair per op; the latency does not")
+        notes.append("per-layer times are medians of run_timed() (a ticks_us pair around each op); "
+                     "the latency is timed around whole run() calls")
     else:
         # No clock on the board: difference of host-timed execs, link excluded.
         t0 = _host_timed(conn, "_mr_loop(0)", 3)
@@ -644,7 +640,6 @@ def bench(board, model, runs: int = 100, backend: str | None = None, per_layer: 
         lat = []
         for _ in range(max(3, min(7, runs // 10))):
             lat.append(max(0.0, (_host_timed(conn, f"_mr_loop({n})", 1) - t0)) / n * 1e6)
-        batch = None
         clock = (f"host wall clock: (T({n} runs) - T(0 runs)) / {n} over the link; the board has no time module, "
                  "so this is the emulator's speed, not a real chip's")
         op_us = None
@@ -661,5 +656,5 @@ def bench(board, model, runs: int = 100, backend: str | None = None, per_layer: 
                 op_us.append(max(0.0, t) / m * 1e6)
         notes.append("no time.ticks_us on this board: per-run spread is over repeated measurements of "
                      f"{n} runs each, not single runs")
-    return BenchResult(mi.backend, list(info["ops"]), runs, clock, lat, batch, op_us, h0, info["heap_model"],
+    return BenchResult(mi.backend, list(info["ops"]), runs, clock, lat, op_us, h0, info["heap_model"],
                        run_alloc, pred_alloc, free, info["arena_bytes"], info["blob_bytes"], notes)
