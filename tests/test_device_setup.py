@@ -231,3 +231,23 @@ def test_mpremote_mip_install_from_local_folder():
              "import sys\nsys.path.insert(0, '/miptest/lib')\nimport mpml\nprint(mpml.__version__, mpml.__file__)\n"
              "sys.path.pop(0)\ndel sys.modules['mpml']"])
     assert r.stdout.split() == [mpml.__version__, "/miptest/lib/mpml/__init__.py"], r.stdout + r.stderr
+
+
+STUBBORN = ("while True:\n    try:\n        while True:\n            pass\n"
+            "    except KeyboardInterrupt:\n        pass\n")
+
+
+def test_board_that_ignores_ctrl_c_is_refused_with_advice():
+    from mpml import virtual
+    vb = virtual.start("unix", name="test-stubborn", fresh=True, watch_pid=os.getpid())
+    try:
+        r = run([MPREMOTE, "connect", vb.port, "exec", "--no-follow", STUBBORN])
+        assert r.returncode == 0, r.stderr
+        t = time.monotonic()
+        with pytest.raises(BoardError) as e:
+            Board.open(vb.name, timeout=2)
+        msg = str(e.value)
+        assert "ignores Ctrl-C" in msg and "reset" in msg and "main.py" in msg
+        assert time.monotonic() - t < 15
+    finally:
+        virtual.stop(vb.name)
