@@ -66,12 +66,12 @@ def _forest_npz(tmp_path):
     from mpml.importers.sklearn import import_estimator
 
     x, y = load_digits(return_X_y=True)
-    est = RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0).fit(x[:1200], y[:1200])
+    est = RandomForestClassifier(n_estimators=6, max_depth=6, random_state=0).fit(x[:1200], y[:1200])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = import_estimator(est, name="digits_forest", labels=[str(k) for k in range(10)])
     save(graph, tmp_path / "forest.mpml")
-    np.savez(tmp_path / "test.npz", X=x[1200:1400], y=y[1200:1400])
+    np.savez(tmp_path / "test.npz", X=x[1200:1350], y=y[1200:1350])
     return graph
 
 
@@ -87,18 +87,21 @@ def test_eval_on_device_equals_the_host_simulation(kind, models, tmp_path, capsy
         t = graph.tensors[graph.inputs[0].tensor]
         np.savez(tmp_path / "test.npz", X=rng.uniform(-30 * t.scale, 30 * t.scale, (80, t.size)),
                  y=np.array(graph.outputs[0].labels)[rng.integers(0, 4, 80)])
+    from mpml.evaluate import evaluate_classifier
+
+    with np.load(tmp_path / "test.npz") as z:
+        x, y = z["X"], z["y"]
+    host = evaluate_classifier(graph, x, y.astype(str) if kind == "unix" else y)
     png = str(tmp_path / "c.png")
-    assert main(["eval", str(model), str(tmp_path / "test.npz"), "--png", png]) == 0
-    host = capsys.readouterr().out
     port = runtime_board(kind).port
     assert main(["eval", str(model), str(tmp_path / "test.npz"), "--on-device", "--port", port, "--png", png]) == 0
     dev = capsys.readouterr().out
     assert "outputs equal the host simulation exactly" in dev, dev
     assert "int8 on the board" in dev
-    acc = [ln for ln in host.splitlines() if ln.startswith("accuracy")]
-    assert acc and acc == [ln for ln in dev.splitlines() if ln.startswith("accuracy")]
+    acc = [ln for ln in dev.splitlines() if ln.startswith("accuracy")]
+    assert acc == [f"accuracy {host.accuracy:.4f}"]
     if kind == "unix":
-        assert float(acc[0].split()[1]) > 0.7  # a real model on real data
+        assert host.accuracy > 0.7  # a real model on real data
     # the API, on rows given directly: a board batch against the reference
     q = np.random.default_rng(2).integers(-128, 128, (25, graph.tensors[graph.inputs[0].tensor].size))
     with _open(kind) as b:
@@ -142,6 +145,8 @@ def test_bad_input_and_missing_model_are_clear_errors(kind, models, tmp_path, ca
     assert main(["run", "no_such_model", str(tmp_path / "x.txt"), "--port", port]) == 1
     err = capsys.readouterr().err
     assert "no model 'no_such_model' on the board" in err and "mpml push-model" in err
+    if kind == "m0":
+        return  # the rest is the same code on every board; the m0's link is slow
     assert main(["run", str(d / "mlp.mpml"), str(tmp_path / "x.txt"), "--int8", "--host", "--port", port]) == 0
     out = capsys.readouterr().out
     assert "host reference: identical" in out and "top 3: class" in out
