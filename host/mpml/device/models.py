@@ -36,7 +36,7 @@ from mpml import blobfmt as F
 
 from .board import Board, require_runtime
 from .connection import BoardError, BoardExecError
-from .transfer import CHUNK, board_has_deflate, send_chunks
+from .transfer import CHUNK, send_chunks
 
 __all__ = ["BlobSummary", "PushError", "PushResult", "list_models", "push_all", "push_model", "rm_model",
            "rollback_model", "summarize_blob"]
@@ -96,7 +96,12 @@ try:
     _fl = _st.free()
 except Exception:
     _fl = None
-print(repr((_F.VERSION, sorted(_O.OPS), gc.mem_free(), _fl)))
+try:
+    import deflate
+    _z = hasattr(deflate, 'DeflateIO')
+except ImportError:
+    _z = False
+print(repr((_F.VERSION, sorted(_O.OPS), gc.mem_free(), _fl, _z)))
 """
 
 
@@ -200,7 +205,7 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
         require_runtime(b)
         conn = b.conn
         try:
-            version, board_ops, heap, flash = ast.literal_eval(conn.exec(_PROBE).strip().splitlines()[-1])
+            version, board_ops, heap, flash, has_deflate = ast.literal_eval(conn.exec(_PROBE).strip().splitlines()[-1])
         except BoardExecError as e:
             raise PushError(f"{b.name}: the mpml runtime there cannot store models "
                             f"({e.traceback.strip().splitlines()[-1]}): update it with "
@@ -209,7 +214,7 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
         if why:
             raise PushError(f"{name} does not fit {b.name}:\n  " + "\n  ".join(why))
         if compress is None:
-            compress = board_has_deflate(conn)
+            compress = has_deflate
         sha = hashlib.sha256(data).hexdigest()
         meta = {"version": summary.model_version, "model": summary.name, "hash": summary.content_hash,
                 "pushed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -228,8 +233,11 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
                 _after_chunk(done, total)
         try:
             stats = send_chunks(conn, data, "_st.put", compress, chunk=chunk, progress=bar, tamper=_tamper)
-            old = ast.literal_eval(conn.exec(f"print(repr(_st.manifest().get({name!r})))").strip())
             entry = ast.literal_eval(conn.exec(f"print(repr(_st.finish({_sha256 or sha!r}, {meta!r})))").strip())
+            old = entry.get("prev")
+        except OSError as e:  # pyserial's errors: the port went away under us
+            raise BoardError(f"{b.name}: the link dropped during the push ({e}); the board keeps its previous "
+                             f"model; push again (the next push removes the partial file)") from None
         except BoardExecError as e:
             try:
                 conn.exec("_st.abort()")

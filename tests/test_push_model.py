@@ -1,0 +1,249 @@
+"""push-model, models, rm, rollback on the unix, m0 and m3 boards, and the faults of issue 5.
+
+Blobs are small (a few hundred bytes to ~2 KB): the qemu boards' UARTs move a
+few KB/s. Each test leaves /models as it found it for the next one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import struct
+import zlib
+
+import pytest
+
+from conftest import runtime_board
+from mpml import blobfmt as F
+from mpml import ops
+from mpml.blob import write_blob
+from mpml.device import BoardError, Connection
+from mpml.device.models import PushError, list_models, push_all, push_model, rm_model, rollback_model
+from mpml.device.transfer import Chunk
+from mpml.testing.graphs import mlp
+
+
+def blob(seed: int = 0, sizes=(8, 6, 4)) -> bytes:
+    return write_blob(mlp(seed=seed, sizes=sizes))
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def patched(data: bytes, offset: int, fmt: str, value) -> bytes:
+    b = bytearray(data)
+    struct.pack_into(fmt, b, offset, value)
+    struct.pack_into("<I", b, len(b) - 4, zlib.crc32(b[:-4]))
+    return bytes(b)
+
+
+def on_board(board, code: str):
+    with Connection(board.port, timeout=30) as c:
+        return c.eval(code)
+
+
+def board_sha(board, name: str):
+    return on_board(board, "__import__('binascii').hexlify(__import__('hashlib').sha256("
+                           f"open('/models/{name}.mpml','rb').read()).digest()).decode()")
+
+
+def leftovers(board):
+    return on_board(board, "[n for n in __import__('os').listdir('/models') if n.endswith('.tmp')]")
+
+
+def loads(board, name: str) -> str:
+    """The model's content hash as the board's loader reads it (so: the file loads)."""
+    return on_board(board, f"__import__('mpml').load('/models/{name}.mpml').info()['hash']")
+
+
+LOOK = """\
+import os, hashlib, binascii, mpml
+def _look(name):
+    p = '/models/' + name + '.mpml'
+    try:
+        d = open(p, 'rb').read()
+    except OSError:
+        return None
+    return (binascii.hexlify(hashlib.sha256(d).digest()).decode(), mpml.load(p).info()['hash'],
+            [n for n in os.listdir('/models') if n.endswith('.tmp')])
+print(repr(_look(%r)))
+"""
+
+
+def look(board, name: str):
+    """(SHA-256 of /models/NAME.mpml, its content hash as mpml.load reads it, temp files left) in one trip."""
+    import ast
+    with Connection(board.port, timeout=30) as c:
+        return ast.literal_eval(c.exec(LOOK % name).strip())
+
+
+@pytest.mark.parametrize("kind", ["unix", "m0", "m3"])
+def test_push_list_rollback_rm_round_trip(kind):
+    board = runtime_board(kind)
+    v1, v2 = blob(0), blob(1)
+    r1 = push_model(board.name, v1, name="rt")
+    assert r1.sha256 == sha(v1) and r1.path == "/models/rt.mpml" and r1.replaced is None
+    r2 = push_model(board.name, v2, name="rt")
+    assert r2.replaced["sha256"] == sha(v1)
+    e = dict(list_models(board.name))["rt"]
+    assert e["sha256"] == sha(v2) and e["size"] == len(v2) == e["file_size"] and e["has_prev"]
+    assert e["prev"]["sha256"] == sha(v1) and e["pushed"] and e["hash"] == v2[16:32].hex()
+    assert look(board, "rt") == (sha(v2), v2[16:32].hex(), [])  # the pushed file loads
+    back = rollback_model(board.name, "rt")
+    assert back["sha256"] == sha(v1) and back["prev"]["sha256"] == sha(v2)
+    assert look(board, "rt") == (sha(v1), v1[16:32].hex(), [])
+    rollback_model(board.name, "rt")  # and forward again
+    rm_model(board.name, "rt")
+    assert "rt" not in dict(list_models(board.name))
+    with pytest.raises(BoardError, match="no model 'rt'"):
+        rm_model(board.name, "rt")
+    push_model(board.name, v1, name="rt")
+    with pytest.raises(BoardError, match="no previous version"):
+        rollback_model(board.name, "rt")
+    rm_model(board.name, "rt")
+
+
+def test_refusals_before_sending():
+    board = runtime_board("m0")
+    good = blob(0)
+    h = struct.unpack_from(F.HEADER, good, 0)
+    cases = [
+        (patched(good, 4, "<H", 2), r"blob format version 2; the board's mpml runtime reads version 1"),
+        (patched(good, h[F.H_OPS], "B", 99), r"does not have op op#99"),
+        (patched(good, 12, "<I", 200000), r"arena 200000 \+ blob \d+ = \d+ bytes of RAM needed, "
+                                                   r"the board has \d+ free: \d+ bytes too many"),
+    ]
+    sent = []
+    for data, words in cases:
+        with pytest.raises(PushError, match=words):
+            push_model(board.name, data, name="refused", _after_chunk=lambda d, t: sent.append(d))
+    assert sent == []  # not even the first chunk
+    assert "refused" not in dict(list_models(board.name)) and leftovers(board) == []
+
+
+@pytest.mark.parametrize("kind", ["unix", "m0"])
+def test_corrupted_in_transit_replaces_nothing(kind):
+    board = runtime_board(kind)
+    old, new = blob(0), blob(2, sizes=(16, 24, 4))
+    push_model(board.name, old, name="ct")
+
+    def flip(i, c: Chunk) -> Chunk:
+        if i != 1:
+            return c
+        raw = base64.b64decode(c.text)
+        if c.z:
+            raw = zlib.decompress(raw, 10)
+        raw = bytearray(raw)
+        raw[7] ^= 0x40
+        return Chunk(c.raw_len, base64.b64encode(bytes(raw)), False)
+
+    with pytest.raises(PushError, match="hash mismatch.*nothing replaced"):
+        push_model(board.name, new, name="ct", chunk=256, _tamper=flip)
+    with pytest.raises(PushError, match="hash mismatch"):
+        push_model(board.name, new, name="ct", _sha256="0" * 64)
+    assert board_sha(board, "ct") == sha(old) and dict(list_models(board.name))["ct"]["sha256"] == sha(old)
+    assert leftovers(board) == []
+    loads(board, "ct")
+    rm_model(board.name, "ct")
+
+
+@pytest.mark.parametrize("kind", ["unix", "m0"])
+def test_link_drop_mid_push_keeps_the_old_model_and_the_next_push_works(kind):
+    board = runtime_board(kind)
+    old, new = blob(0), blob(3, sizes=(32, 24, 4))
+    push_model(board.name, old, name="ld")
+    from mpml.device.board import Board
+
+    b = Board.open(board.name, timeout=10)
+    try:
+        def cut(done, total):
+            if 0 < done < total:
+                b.conn.transport.serial.close()  # the cable is pulled
+
+        with pytest.raises(BoardError):
+            push_model(b, new, name="ld", chunk=512, _after_chunk=cut)
+    finally:
+        b.close()
+    assert board_sha(board, "ld") == sha(old)
+    assert loads(board, "ld") == old[16:32].hex()
+    assert leftovers(board) == ["ld.tmp"]  # what the dropped push left; the next one removes it
+    push_model(board.name, new, name="ld")
+    assert board_sha(board, "ld") == sha(new) and leftovers(board) == []
+    assert loads(board, "ld") == new[16:32].hex()
+    rm_model(board.name, "ld")
+
+
+FILL = """\
+import os, mpml.store as st
+b = bytearray(4096)
+with open('/fill.bin', 'wb') as f:
+    while st.free() > %d:
+        f.write(b if st.free() > %d else b[:512])
+print(st.free())
+"""
+
+
+def test_flash_full_is_refused_before_anything_is_replaced():
+    board = runtime_board("m0")  # a 256 KiB littlefs disk
+    old, new = blob(0), blob(4, sizes=(64, 32, 4))
+    push_model(board.name, old, name="ff")
+    try:
+        left = on_board(board, "None") or 0
+        with Connection(board.port, timeout=60) as c:
+            left = int(c.exec(FILL % (len(new) - 1024, len(new) + 8192)).strip())
+        assert left < len(new)
+        with pytest.raises(PushError, match=r"flash full: the model needs \d+ bytes .* \d+ bytes short"):
+            push_model(board.name, new, name="ff")
+        # The board's own check, and a write that fills the disk half way (the board was told a small size).
+        with Connection(board.port, timeout=60) as c:
+            out = c.exec("import mpml.store as st\ntry:\n    st.begin('ff', %d)\nexcept OSError as e:\n"
+                         "    print('refused', e)\n" % len(new))
+            assert "refused" in out and "flash full" in out
+            zeros = base64.b64encode(zlib.compress(bytes(16384), 9)).decode()
+            out = c.exec("st.begin('ff', 10, reserve=0)\ntry:\n    for i in range(40):\n"
+                         f"        st.put({zeros!r}, 1)\nexcept OSError as e:\n    print('refused', e)\n")
+            assert "flash full while writing" in out
+        assert leftovers(board) == []
+        assert board_sha(board, "ff") == sha(old) and loads(board, "ff") == old[16:32].hex()
+    finally:
+        on_board(board, "__import__('os').remove('/fill.bin')")
+    push_model(board.name, new, name="ff")
+    assert board_sha(board, "ff") == sha(new)
+    rm_model(board.name, "ff")
+
+
+def test_push_all_to_two_boards_at_once():
+    boards = [runtime_board("unix"), runtime_board("m3")]
+    data = blob(5)
+    out = io.StringIO()
+    results = push_all(data, ports=[b.name for b in boards], name="all", out=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(not isinstance(r, Exception) for r in results), lines
+    assert sorted(line.split(":")[0] for line in lines) == sorted(b.name for b in boards)
+    for b in boards:
+        assert board_sha(b, "all") == sha(data)
+        rm_model(b.name, "all")
+
+
+def test_the_cli(capsys):
+    from mpml.cli import main
+
+    board = runtime_board("unix")
+    data = blob(6)
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "clim.mpml"
+        p.write_bytes(data)
+        assert main(["push-model", str(p), "--port", board.name]) == 0
+        assert main(["push-model", str(p), "--port", board.name, "--name", "clim"]) == 0
+        assert main(["models", "--port", board.name]) == 0
+        out = capsys.readouterr().out
+        assert "clim" in out and sha(data)[:12] in out
+        assert main(["rollback", "clim", "--port", board.name]) == 0
+        assert main(["rm", "clim", "--port", board.name]) == 0
+        assert main(["rm", "clim", "--port", board.name]) == 1
+        assert "no model 'clim'" in capsys.readouterr().err
+    assert ops.FULLY_CONNECTED in ops.OPS
