@@ -1,0 +1,116 @@
+"""push-model throughput against `mpremote fs cp` of the same file to the same board.
+
+    build/venv/bin/python tools/bench/push.py [--boards unix,m0] [--repeat 3]
+
+Both are timed as a user runs them (the destination removed before each
+fs cp: mpremote skips a copy when the board already has the same bytes), as whole commands (process start,
+connection, checks included): `python -m mpremote connect PORT fs cp F :/models/cp.mpml`
+and `mpml push-model F --port PORT -q`. The files: a digits MLP 64-128-64-10
+trained briefly and quantized (real int8 weights: zlib gains ~10 %), and the
+same shapes with uniformly random weights (incompressible: the worst case).
+The median of --repeat runs is reported. Boards are started in a private run
+folder and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MPML_RUN_DIR", tempfile.mkdtemp(prefix="mpml-bench-push-"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+PY = sys.executable
+
+
+def files(d: Path) -> list[tuple[str, Path]]:
+    from accuracy import SCALE, digits
+
+    from mpml import nn
+    from mpml.blob import write_blob
+    from mpml.quantize import quantize
+    from mpml.testing.graphs import mlp
+
+    tr, va, _te = digits()
+    m = nn.mlp_classifier(64, 10, (128, 64), seed=0)
+    m.fit(*tr, validation_data=va, verbose=False, epochs=5)
+    trained = d / "digits.mpml"
+    trained.write_bytes(write_blob(quantize(m, tr[0], SCALE, 0, name="digits")))
+    rnd = d / "random.mpml"
+    rnd.write_bytes(write_blob(mlp(seed=0, sizes=(64, 128, 64, 10))))
+    return [("digits MLP (trained)", trained), ("random weights", rnd)]
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
+    return time.monotonic() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", default="unix,m0")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    from mpml import virtual
+    from mpml.device.package import install
+
+    rows, inproc = [], []
+    with tempfile.TemporaryDirectory() as d:
+        fs = files(Path(d))
+        try:
+            for kind in args.boards.split(","):
+                b = virtual.start(kind, name=f"bench-{kind}", fresh=True)
+                from mpml.device import Connection
+                with Connection(b.port, timeout=60) as c:
+                    install(c, b.arch)
+                for what, f in fs:
+                    size = f.stat().st_size
+                    cp = []
+                    for _ in range(args.repeat):
+                        # mpremote skips a copy whose destination already has the same SHA-256: remove it first.
+                        subprocess.run([PY, "-m", "mpremote", "connect", b.port, "fs", "rm", ":/models/cp.mpml"],
+                                       capture_output=True)
+                        cp.append(timed([PY, "-m", "mpremote", "connect", b.port, "fs", "cp", str(f),
+                                         ":/models/cp.mpml"]))
+                    pm = [timed([PY, "-m", "mpml", "push-model", str(f), "--port", b.name, "-q"])
+                          for _ in range(args.repeat)]
+                    rows.append((kind, what, size, statistics.median(cp), statistics.median(pm)))
+                    # The transfers alone, on an open connection: mpremote's fs_writefile (what fs cp
+                    # calls) against push_model (fit checks, transfer, board-side SHA-256, swap).
+                    from mpml.device.board import Board
+                    from mpml.device.models import push_model
+                    cp, pm = [], []
+                    with Board.open(b.name) as bd:
+                        data = f.read_bytes()
+                        for _ in range(args.repeat):
+                            t = time.monotonic()
+                            bd.conn.transport.fs_writefile("/models/cp.mpml", data)
+                            cp.append(time.monotonic() - t)
+                            t = time.monotonic()
+                            push_model(bd, f)
+                            pm.append(time.monotonic() - t)
+                    inproc.append((kind, what, size, statistics.median(cp), statistics.median(pm)))
+        finally:
+            virtual.stop_all()
+    for title, table in (("whole commands", rows), ("on an open connection: transfer only", inproc)):
+        print(f"push-model vs mpremote fs cp ({title}, median of {args.repeat})")
+        print(f"{'board':6} {'file':22} {'bytes':>7} {'fs cp s':>8} {'KB/s':>6} {'push s':>7} {'KB/s':>6} "
+              f"{'ratio':>6}")
+        for kind, what, size, cp, pm in table:
+            print(f"{kind:6} {what:22} {size:7d} {cp:8.2f} {size / 1024 / cp:6.1f} {pm:7.2f} "
+                  f"{size / 1024 / pm:6.1f} {cp / pm:5.1f}x")
+        print()
+
+
+if __name__ == "__main__":
+    main()
