@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from mpml.device.board import Board, require_runtime
 from mpml.device.connection import BoardError
 from mpml.device.ports import add_port_argument
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: `mpml --help` and push-model start without numpy
 
 __all__ = ["register", "cmd_run", "cmd_bench", "read_input", "open_board"]
 
@@ -67,6 +69,8 @@ def open_board(port) -> Board:
 
 
 def _numbers(text: str, where: str) -> np.ndarray:
+    import numpy as np
+
     rows = []
     for ln in text.splitlines():
         ln = ln.split("#", 1)[0].strip()
@@ -85,6 +89,8 @@ def _numbers(text: str, where: str) -> np.ndarray:
 
 def read_input(arg: str | None) -> np.ndarray:
     """Input values from a .npy file, a text file of numbers (.csv, .txt: commas or spaces), or stdin ('-')."""
+    import numpy as np
+
     if arg in (None, "-"):
         if sys.stdin.isatty():
             raise BoardError("no input: give a file (.npy, .csv, .txt) or pipe the numbers in")
