@@ -247,3 +247,27 @@ def test_the_cli(capsys):
         assert main(["rm", "clim", "--port", board.name]) == 1
         assert "no model 'clim'" in capsys.readouterr().err
     assert ops.FULLY_CONNECTED in ops.OPS
+
+
+@pytest.mark.parametrize("kind", ["unix", "m0"])
+def test_binary_transfer_carries_every_byte_the_link_acts_on(kind):
+    """0x03 (Ctrl-C: SIGINT on the unix board, KeyboardInterrupt on qemu), 0x04, CR, the escape byte and
+    escape-like pairs arrive intact, compressed or not, and nothing interrupts the board."""
+    import random
+
+    from mpml.device.transfer import escape, send_binary, unescape
+
+    board = runtime_board(kind)
+    rnd = random.Random(7)
+    special = bytes(rnd.choice(b"\x03\x04\x1b\r") for _ in range(3000))
+    data = (special + b"\x1bC\x1bD\x1bE\x1bM\x1b\x1b\x03\x03" * 64
+            + bytes(rnd.randrange(256) for _ in range(3000)) + bytes(range(256)) * 4)
+    assert unescape(escape(data)) == data and not set(escape(data)) & {3, 4, 13}
+    for compress in (False, True):
+        with Connection(board.port, timeout=30) as c:
+            stats, out = send_binary(c, data, "import mpml.store as _st\n_st.begin('esc', %d)\n_st.recv(4608)\n"
+                                     "print(repr(_st.finish(%r, {})))\n" % (len(data), sha(data)), compress)
+            assert stats["chunks"] >= 2 and sha(data) in out
+        assert board_sha(board, "esc") == sha(data)
+    assert leftovers(board) == []
+    rm_model(board.name, "esc")

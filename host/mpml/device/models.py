@@ -9,8 +9,10 @@ time). A push
    format version than the board's runtime reads, an op the board's runtime
    does not know, arena + blob larger than the board's free heap, or more
    bytes than its free flash (each message says what and by how much);
-2. sends the file in big base64 chunks through raw-paste mode, zlib-compressed
-   when the board has `deflate` (mpml.device.transfer), into a temp file;
+2. sends the file into a temp file, zlib-compressed when the board has
+   `deflate`: as raw (escaped) bytes on the board's stdin in one exec
+   (mpml.device.transfer.send_binary, `mpml.store.recv`), or, for a runtime
+   without `recv`, in big base64 chunks through raw-paste mode;
 3. has the board compare the SHA-256 of what it wrote with the host's, and only
    then renames the old model to `.prev` and the new one into place.
 
@@ -35,8 +37,8 @@ from typing import Callable
 from mpml import blobfmt as F
 
 from .board import Board, require_runtime
-from .connection import BoardError, BoardExecError
-from .transfer import CHUNK, send_chunks
+from .connection import BoardError, BoardExecError, Connection
+from .transfer import CHUNK, send_binary, send_chunks
 
 __all__ = ["BlobSummary", "PushError", "PushResult", "list_models", "push_all", "push_model", "rm_model",
            "rollback_model", "summarize_blob"]
@@ -101,7 +103,9 @@ try:
     _z = hasattr(deflate, 'DeflateIO')
 except ImportError:
     _z = False
-print(repr((_F.VERSION, sorted(_O.OPS), gc.mem_free(), _fl, _z)))
+import sys
+_b = hasattr(_st, 'recv') and hasattr(getattr(sys.stdin, 'buffer', sys.stdin), 'readinto')
+print(repr((_F.VERSION, sorted(_O.OPS), gc.mem_free(), _fl, _z, _b)))
 """
 
 
@@ -182,16 +186,35 @@ class ProgressBar:
 def _as_board(board) -> tuple[Board, bool]:
     if isinstance(board, Board):
         return board, False
-    return Board.open(board, timeout=15), True
+    return _open(board), True
+
+
+def _open(port) -> Board:
+    """Board.open, first tried the way mpremote connects (Ctrl-C, raw REPL, soft reset) without its wait for
+    the board to go quiet (~0.2 s of a push's ~0.3 s on a unix board). A board that is not in the raw REPL
+    within 3 s (a program that ignores Ctrl-C, a slow board) gets Board.open's harder attempts and messages."""
+    from .ports import resolve
+
+    spec = resolve(port)
+    conn = Connection(spec.device, timeout=3)
+    try:
+        conn.enter_raw_repl()
+    except BoardError:
+        conn.close()
+        return Board.open(port, timeout=15)
+    conn.timeout = 15
+    return Board(conn, spec)
 
 
 def push_model(board, path, name: str | None = None, progress: Callable[[int, int], None] | bool | None = None,
-               chunk: int = CHUNK, compress: bool | None = None, _tamper=None, _sha256: str | None = None,
-               _after_chunk=None) -> PushResult:
+               chunk: int = CHUNK, compress: bool | None = None, binary: bool | None = None, _tamper=None,
+               _sha256: str | None = None, _after_chunk=None) -> PushResult:
     """Push the blob at `path` (or bytes) to `board` (a Board, or a --port value) as /models/NAME.mpml.
 
     `progress`: a callable (done, total), or True for a bar on stderr.
-    `compress`: None = when the board can inflate. Raises PushError (nothing
+    `compress`: None = when the board can inflate. `binary`: None = raw bytes
+    on stdin when the board's runtime can receive them, False = base64 chunks
+    (one exec each). Raises PushError (nothing
     replaced on the board) or BoardError (the link failed; the board keeps its
     old model, the next push cleans up).
     `_tamper`, `_sha256` and `_after_chunk` are test hooks (a chunk changed on its
@@ -205,7 +228,8 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
         require_runtime(b)
         conn = b.conn
         try:
-            version, board_ops, heap, flash, has_deflate = ast.literal_eval(conn.exec(_PROBE).strip().splitlines()[-1])
+            version, board_ops, heap, flash, has_deflate, has_recv = ast.literal_eval(
+                conn.exec(_PROBE).strip().splitlines()[-1])
         except BoardExecError as e:
             raise PushError(f"{b.name}: the mpml runtime there cannot store models "
                             f"({e.traceback.strip().splitlines()[-1]}): update it with "
@@ -215,14 +239,12 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
             raise PushError(f"{name} does not fit {b.name}:\n  " + "\n  ".join(why))
         if compress is None:
             compress = has_deflate
+        if binary is None:
+            binary = has_recv
         sha = hashlib.sha256(data).hexdigest()
         meta = {"version": summary.model_version, "model": summary.name, "hash": summary.content_hash,
                 "pushed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         t0 = time.monotonic()
-        try:
-            conn.exec(f"import mpml.store as _st\n_st.begin({name!r}, {len(data)})")
-        except BoardExecError as e:
-            raise PushError(f"{b.name}: {e.traceback.strip().splitlines()[-1]}") from None
         bar = ProgressBar(f"{name} -> {b.name}") if progress is True else (progress or None)
         if _after_chunk is not None:
             user_bar = bar
@@ -231,16 +253,29 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
                 if user_bar:
                     user_bar(done, total)
                 _after_chunk(done, total)
+        begin = f"import mpml.store as _st\n_st.begin({name!r}, {len(data)})\n"
+        finish = f"print(repr(_st.finish({_sha256 or sha!r}, {meta!r})))\n"
         try:
-            stats = send_chunks(conn, data, "_st.put", compress, chunk=chunk, progress=bar, tamper=_tamper)
-            entry = ast.literal_eval(conn.exec(f"print(repr(_st.finish({_sha256 or sha!r}, {meta!r})))").strip())
+            if binary:
+                # One exec: begin (the board's flash check), the transfer, the hash check and swap.
+                limit = chunk + chunk // 8  # the board's receive buffer: a block and its escapes
+                stats, out = send_binary(conn, data, begin + f"_st.recv({limit})\n" + finish, compress,
+                                         chunk=chunk, limit=limit, progress=bar, tamper=_tamper)
+            else:
+                try:
+                    conn.exec(begin)
+                except BoardExecError as e:
+                    raise PushError(f"{b.name}: {e.traceback.strip().splitlines()[-1]}") from None
+                stats = send_chunks(conn, data, "_st.put", compress, chunk=chunk, progress=bar, tamper=_tamper)
+                out = conn.exec(finish)
+            entry = ast.literal_eval(out.strip().splitlines()[-1])
             old = entry.get("prev")
         except OSError as e:  # pyserial's errors: the port went away under us
             raise BoardError(f"{b.name}: the link dropped during the push ({e}); the board keeps its previous "
                              f"model; push again (the next push removes the partial file)") from None
         except BoardExecError as e:
             try:
-                conn.exec("_st.abort()")
+                conn.exec("import mpml.store as _st\n_st.abort()")
             except BoardError:
                 pass
             raise PushError(f"{b.name}: {e.traceback.strip().splitlines()[-1]}") from None
