@@ -9,7 +9,9 @@ and `mpml push-model F --port PORT -q`. The files: a digits MLP 64-128-64-10
 trained briefly and quantized (real int8 weights: zlib gains ~10 %), and the
 same shapes with uniformly random weights (incompressible: the worst case).
 The median of --repeat runs is reported. Boards are started in a private run
-folder and stopped at the end.
+folder and stopped at the end. Run it with no other virtual board up: an idle
+qemu board keeps a host CPU busy (its port polls the UART), which on a 2-CPU
+machine made the m0 times 3-4x slower, fs cp's more than push-model's.
 """
 
 from __future__ import annotations
