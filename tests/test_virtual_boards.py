@@ -110,6 +110,18 @@ def test_ctrl_c_interrupts_a_running_loop(board, conn):
     assert conn.eval("n") > 0
 
 
+def test_ctrl_c_interrupts_a_blocking_stdin_read(board, conn):
+    # A program waiting for input (a receiver whose sender went away) must
+    # still take Ctrl-C, as a real board's UART interrupt delivers it.
+    conn.enter_raw_repl()
+    conn.transport.exec_raw_no_follow("import sys\nn = 1\nsys.stdin.read(100)\nn = 2\n")
+    time.sleep(0.5)
+    conn.interrupt()
+    out, err = conn.transport.follow(10)
+    assert b"KeyboardInterrupt" in err
+    assert conn.eval("n") == 1
+
+
 def test_raw_paste_of_a_large_program(board, conn):
     # 20 KB of code exercises raw-paste flow control on every board.
     lines = [f"v{i} = {i} * 3" for i in range(1200)]

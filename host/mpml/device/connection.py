@@ -83,9 +83,29 @@ class Connection:
             return
         try:
             self.transport.enter_raw_repl(soft_reset=self.soft_reset, timeout_overall=self.timeout)
-        except TransportError as e:
-            raise self._fail("the board did not enter the raw REPL", e) from None
+        except TransportError:
+            # After a dropped link the board may still hold bytes of the
+            # interrupted transfer, which garble the handshake: interrupt
+            # again, let it go quiet, drop what it said, and try once more.
+            try:
+                self._resync()
+                self.transport.enter_raw_repl(soft_reset=self.soft_reset, timeout_overall=self.timeout)
+            except TransportError as e:
+                raise self._fail("the board did not enter the raw REPL", e) from None
         self._in_raw = True
+
+    def _resync(self) -> None:
+        serial = self.transport.serial
+        serial.write(b"\r\x03\x03\x02")  # Ctrl-C twice, then Ctrl-B: back to the friendly REPL
+        quiet_since = time.monotonic()
+        deadline = quiet_since + 3.0
+        serial.timeout = 0.1
+        try:
+            while time.monotonic() < deadline and time.monotonic() - quiet_since < 0.5:
+                if serial.read(256):
+                    quiet_since = time.monotonic()
+        finally:
+            serial.timeout = 1
 
     def exec(self, code: str | bytes, timeout: float | None = None) -> str:
         """Run `code` on the board and return what it printed.

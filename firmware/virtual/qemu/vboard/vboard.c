@@ -67,7 +67,16 @@ int __wrap_uart_rx_chr(void) {
         vboard_rx_tail = (vboard_rx_tail + 1) % VBOARD_RX_BUF_BYTES;
         return c;
     }
-    return __real_uart_rx_chr();
+    int c = __real_uart_rx_chr();
+    if (c >= 0 && c == mp_interrupt_char) {
+        // Python code blocked in a stdin read runs no VM branches, so the
+        // poll above never sees this Ctrl-C: raise KeyboardInterrupt here, as
+        // a real port's UART interrupt would. (Outside running code
+        // mp_interrupt_char is -1 and the REPL gets the byte.)
+        mp_sched_keyboard_interrupt();
+        mp_handle_pending(true);
+    }
+    return c;
 }
 
 // littlefs stamps files with the time; the qemu port has no clock.
