@@ -253,6 +253,11 @@ class Model:
         inbuf/outbuf: a bytearray (or memoryview) per input/output, of exactly
         the tensor's size, or lists of them for several inputs or outputs.
         """
+        self._load_inputs(inbuf)
+        self._exec()
+        self._store_outputs(outbuf)
+
+    def _load_inputs(self, inbuf):
         ins = self.inputs
         if len(ins) == 1 and not isinstance(inbuf, _SEQ):
             self._move(ins[0], inbuf, ins[0].view, "input")
@@ -261,7 +266,8 @@ class Model:
                 raise ValueError("model takes %d inputs, got %d" % (len(ins), len(inbuf)))
             for k in range(len(ins)):
                 self._move(ins[k], inbuf[k], ins[k].view, "input")
-        self._exec()
+
+    def _store_outputs(self, outbuf):
         outs = self.outputs
         if len(outs) == 1 and not isinstance(outbuf, _SEQ):
             self._move(outs[0], outs[0].view, outbuf, "output")
@@ -299,24 +305,13 @@ class Model:
         """
         from time import ticks_us, ticks_diff
 
-        ins, outs = self.inputs, self.outputs
-        if len(ins) == 1 and not isinstance(inbuf, _SEQ):
-            self._move(ins[0], inbuf, ins[0].view, "input")
-        else:
-            if len(inbuf) != len(ins):
-                raise ValueError("model takes %d inputs, got %d" % (len(ins), len(inbuf)))
-            for k in range(len(ins)):
-                self._move(ins[k], inbuf[k], ins[k].view, "input")
+        self._load_inputs(inbuf)
         run_op = self.run_op
         for k in range(len(self._plan)):
             t0 = ticks_us()
             run_op(k)
             times[at + k] += ticks_diff(ticks_us(), t0)
-        if len(outs) == 1 and not isinstance(outbuf, _SEQ):
-            self._move(outs[0], outs[0].view, outbuf, "output")
-        else:
-            for k in range(len(outs)):
-                self._move(outs[k], outs[k].view, outbuf[k], "output")
+        self._store_outputs(outbuf)
 
     def _quantize(self, e, x):
         # docs/ops.md "Model edges": q = clamp(round(f32(x / scale)) + zp),
