@@ -77,16 +77,21 @@ def board_has_deflate(conn: Connection) -> bool:
     return out.strip() == "True"
 
 
+def _packed(raw: bytes, compress: bool, wbits: int) -> tuple[bytes, bool]:
+    """(payload, zlib?): `raw` zlib-compressed when asked and when that is smaller."""
+    if compress:
+        c = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        packed = c.compress(raw) + c.flush()
+        if len(packed) < len(raw):
+            return packed, True
+    return raw, False
+
+
 def encode_chunks(data: bytes, compress: bool, chunk: int = CHUNK, wbits: int = WBITS) -> Iterator[Chunk]:
     """The chunks of `data` as they travel: base64 text, zlib-compressed when that is smaller."""
     for i in range(0, len(data), chunk):
         raw = data[i:i + chunk]
-        payload, z = raw, False
-        if compress:
-            c = zlib.compressobj(9, zlib.DEFLATED, wbits)
-            packed = c.compress(raw) + c.flush()
-            if len(packed) < len(raw):
-                payload, z = packed, True
+        payload, z = _packed(raw, compress, wbits)
         yield Chunk(len(raw), base64.b64encode(payload), z)
 
 
@@ -124,13 +129,7 @@ def _blocks(data: bytes, compress: bool, chunk: int, limit: int, wbits: int = WB
     while i < len(data):
         n = min(chunk, len(data) - i)
         while True:
-            raw = data[i:i + n]
-            payload, z = raw, False
-            if compress:
-                c = zlib.compressobj(9, zlib.DEFLATED, wbits)
-                packed = c.compress(raw) + c.flush()
-                if len(packed) < len(raw):
-                    payload, z = packed, True
+            payload, z = _packed(data[i:i + n], compress, wbits)
             if len(escape(payload)) <= limit or n == 1:
                 break
             n //= 2  # mostly bytes that need escaping, sent as they are
