@@ -156,3 +156,21 @@ def backends_for(board: virtual.VirtualBoard) -> list[str]:
 def rt_board(request) -> virtual.VirtualBoard:
     """Each of RUNTIME_BOARDS with the device runtime installed."""
     return runtime_board(request.param)
+
+
+# Board-side helper of the bit-exact tests: load a base64 blob with each
+# backend, run hex-encoded int8 inputs, print "R <asked> <used> <outputs hex>".
+INT8_RUNNER = """
+import binascii, gc
+import mpml.model as M
+def _run_int8(blob, backends, ins, nout):
+    buf = binascii.a2b_base64(blob)
+    for be in backends:
+        m = M.load(buf, be)
+        outs = [bytearray(n) for n in nout]
+        for x in ins:
+            m.run([bytearray(binascii.unhexlify(h)) for h in x], outs)
+            print('R', be, m.backend, ''.join(binascii.hexlify(o).decode() for o in outs))
+        m = None
+        gc.collect()
+"""

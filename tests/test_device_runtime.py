@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import RUNTIME_BOARDS, backends_for, runtime_board
+from conftest import INT8_RUNNER, RUNTIME_BOARDS, backends_for, runtime_board
 from mpml import blobfmt as F
 from mpml import ops, reference
 from mpml.blob import write_blob
@@ -187,22 +187,6 @@ def test_the_package_compiles_for_every_arch():
 
 # -- on the boards ---------------------------------------------------------------------------------
 
-RUNNER = """
-import binascii, gc
-import mpml.model as M
-def _go(blob, backends, ins, nout):
-    buf = binascii.a2b_base64(blob)
-    for be in backends:
-        m = M.load(buf, be)
-        outs = [bytearray(n) for n in nout]
-        for x in ins:
-            m.run([bytearray(binascii.unhexlify(h)) for h in x], outs)
-            print('R', be, m.backend, ''.join(binascii.hexlify(o).decode() for o in outs))
-        m = None
-        gc.collect()
-"""
-
-
 def test_board_equals_the_reference_bit_for_bit(rt_board):
     board = rt_board
     backends = backends_for(board)
@@ -211,11 +195,11 @@ def test_board_equals_the_reference_bit_for_bit(rt_board):
     all_cases = cases(n, 5000 + 1000 * RUNTIME_BOARDS.index(board.kind), inputs_per=3, max_ops=3)
     checked = 0
     with Connection(board.port, timeout=60) as c:
-        c.exec(RUNNER)
+        c.exec(INT8_RUNNER)
         for i in range(0, len(all_cases), batch):
             chunk = all_cases[i:i + batch]
             code = "".join(
-                f"_go({base64.b64encode(blob)!r}, {backends!r}, "
+                f"_run_int8({base64.b64encode(blob)!r}, {backends!r}, "
                 f"{[[x.tobytes().hex() for x in xs] for xs in ins]!r}, "
                 f"{[g.tensors[e.tensor].nbytes for e in g.outputs]!r})\n"
                 for g, blob, ins, _want in chunk)

@@ -16,25 +16,15 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import RUNTIME_BOARDS, backends_for
+from conftest import INT8_RUNNER, RUNTIME_BOARDS, backends_for
 from mpml.blob import write_blob
 from mpml.device import Connection
 from mpml.importers.tflite import import_tflite
 from mpml.testing.tflite_models import RANDOM_MODELS, random_chain, random_model, random_residual, run_tflm
 
-RUNNER = """
+FLOAT_RUNNER = """
 import binascii, gc, struct
 import mpml.model as M
-def _int8(blob, backends, ins, nout):
-    buf = binascii.a2b_base64(blob)
-    for be in backends:
-        m = M.load(buf, be)
-        outs = [bytearray(n) for n in nout]
-        for x in ins:
-            m.run([binascii.unhexlify(h) for h in x], outs)
-            print('R', m.backend, ''.join(binascii.hexlify(o).decode() for o in outs))
-        m = None
-        gc.collect()
 def _float(blob, backends, ins):
     buf = binascii.a2b_base64(blob)
     for be in backends:
@@ -99,17 +89,17 @@ def test_boards_equal_tflm_on_every_op(rt_board):
     cases = int8_cases(seed=700 + RUNTIME_BOARDS.index(board.kind), per_kind=3 if unix else 1, inputs_per=3 if unix else 2)
     checked: dict[str, int] = {}
     with Connection(board.port, timeout=90) as c:
-        c.exec(RUNNER)
+        c.exec(INT8_RUNNER)
         batch = 6 if unix else 2
         for i in range(0, len(cases), batch):
             chunk = cases[i:i + batch]
-            code = "".join(f"_int8({base64.b64encode(blob)!r}, {backends!r}, {ins!r}, {nout!r})\n"
+            code = "".join(f"_run_int8({base64.b64encode(blob)!r}, {backends!r}, {ins!r}, {nout!r})\n"
                            for _k, blob, ins, _w, nout in chunk)
             lines = [ln.split() for ln in c.exec(code).splitlines() if ln.startswith("R ")]
             expected = [(kind, be, w) for kind, _b, _i, want, _n in chunk for be in backends for w in want]
             assert len(lines) == len(expected), f"{len(lines)} results for {len(expected)} runs"
-            for (_tag, used, got), (kind, be, want) in zip(lines, expected):
-                assert used == be
+            for (_tag, asked, used, got), (kind, be, want) in zip(lines, expected):
+                assert asked == used == be
                 assert bytes.fromhex(got) == want, f"{board.kind} {be} {kind}: board differs from TFLM"
                 checked[kind] = checked.get(kind, 0) + 1
     assert set(checked) == set(RANDOM_MODELS) | {"chain", "residual"}
@@ -122,7 +112,7 @@ def test_predict_with_float_edges_equals_tflm(rt_board):
     backends = backends_for(board)
     cases = float_cases(seed=900 + RUNTIME_BOARDS.index(board.kind), n=4 if board.kind == "unix" else 2)
     with Connection(board.port, timeout=90) as c:
-        c.exec(RUNNER)
+        c.exec(FLOAT_RUNNER)
         for blob, ins, want in cases:
             out = c.exec(f"_float({base64.b64encode(blob)!r}, {backends!r}, {ins!r})\n")
             lines = [ln.split() for ln in out.splitlines() if ln.startswith("R ")]
