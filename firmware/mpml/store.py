@@ -11,6 +11,8 @@
 # board had is touched: a dropped link or a bad chunk leaves the old model.
 import os
 
+from mpml import wire
+
 DIR = "/models"
 MANIFEST = DIR + "/manifest.json"
 TMP = ".tmp"
@@ -159,93 +161,22 @@ def _append(raw):
     return _cur[4]
 
 
-def _inflate(raw):
-    import deflate, io
-    return deflate.DeflateIO(io.BytesIO(raw), deflate.ZLIB).read()
-
-
 def put(data, z=0):
     """Append one chunk: base64 text (`data`), zlib-compressed when `z`."""
     import binascii
     if _cur is None:
         raise ValueError("no push under way")
     raw = binascii.a2b_base64(data)
-    return _append(_inflate(raw) if z else raw)
-
-
-# recv(): the binary transfer (host: mpml.device.transfer.send_binary). The
-# host sends blocks on stdin, each an 8-hex-digit header (6 digits: bytes on
-# the wire, 2: flags, 1 = zlib) and that many bytes; a header of length 0 ends.
-# In a block, 0x1B, 0x03 (Ctrl-C), 0x04 (Ctrl-D) and 0x0D (stdin without
-# .buffer turns CR into LF) travel escaped as 0x1B + E, C, D, M: no byte the
-# REPL, the virtual boards' relays or the UART's Ctrl-C check act on is ever
-# sent raw, so Ctrl-C stays enabled (the unix port dies on SIGINT when it is
-# disabled). Each block is acknowledged with one byte on stdout: ACK, or NAK
-# once a block failed (the rest is read and dropped, and the error raised at
-# the end, so host and REPL stay in step). A byte that is not a hex digit
-# where a header starts (a new session's CR + Ctrl-C after a dropped link)
-# aborts at once, leaving the temp file for the next begin() to remove.
-ACK = "\x06"
-NAK = "\x15"
-READY = "\x05"
-
-
-def _unescape(d):
-    if b"\x1b" in d:
-        d = d.replace(b"\x1bC", b"\x03").replace(b"\x1bD", b"\x04").replace(b"\x1bM", b"\r")
-        d = d.replace(b"\x1bE", b"\x1b")
-    return d
+    return _append(wire.inflate(raw) if z else raw)
 
 
 def recv(limit=4608):
-    """Append the blocks the host sends on stdin until the end header (see above); returns bytes written."""
-    import sys
+    """Append the blocks the host streams on stdin (mpml.wire's protocol); returns bytes written.
+
+    A dropped link leaves the temp file for the next begin() to remove."""
     if _cur is None:
         raise ValueError("no push under way")
-    s = getattr(sys.stdin, "buffer", sys.stdin)
-    out = sys.stdout
-    buf = bytearray(limit)
-    mv = memoryview(buf)
-    hb = bytearray(1)
-    err = None
-    out.write(READY)
-    while True:
-        h = 0
-        for _ in range(8):
-            if not s.readinto(hb):
-                raise EOFError("stdin closed")
-            c = hb[0]
-            if 48 <= c <= 57:
-                c -= 48
-            elif 97 <= c <= 102:
-                c -= 87
-            else:
-                raise ValueError("transfer aborted: byte %d where a block header was expected" % c)
-            h = h * 16 + c
-        n, flags = h >> 8, h & 0xFF
-        if n == 0:
-            break
-        if n > limit:
-            raise ValueError("transfer aborted: block of %d bytes, at most %d" % (n, limit))
-        got = 0
-        while got < n:
-            k = s.readinto(mv[got:n])
-            if not k:
-                raise EOFError("stdin closed")
-            got += k
-        d = bytes(mv[:n])
-        if b"\x03" in d:
-            raise KeyboardInterrupt
-        if err is None:
-            try:
-                d = _unescape(d)
-                _append(_inflate(d) if flags & 1 else d)
-            except Exception as e:
-                err = e
-        d = None
-        out.write(ACK if err is None else NAK)
-    if err is not None:
-        raise err
+    wire.recv(_append, limit)
     return _cur[4]
 
 

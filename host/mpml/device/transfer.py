@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import time
 import zlib
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from mpremote.transport import TransportError
 
@@ -37,7 +37,7 @@ from .connection import Connection
 
 from .connection import BoardExecError
 
-__all__ = ["CHUNK", "Chunk", "board_has_deflate", "encode_chunks", "escape", "send_binary", "send_chunks",
+__all__ = ["CHUNK", "Chunk", "board_has_deflate", "encode_chunks", "escape", "send_binary", "send_chunks", "write_files",
            "unescape"]
 
 CHUNK = 4096  # bytes of the file per exec: fastest of 2, 4, 8 and 16 KiB in a one-off sweep on the m0 board
@@ -137,19 +137,21 @@ def _blocks(data: bytes, compress: bool, chunk: int, limit: int, wbits: int = WB
         i += n
 
 
-def send_binary(conn: Connection, data: bytes, code: str, compress: bool, chunk: int = CHUNK,
+def send_binary(conn: Connection, data: bytes | Sequence[bytes], code: str, compress: bool, chunk: int = CHUNK,
                 limit: int = BLOCK_LIMIT, window: int = WINDOW, progress: Callable[[int, int], None] | None = None,
                 tamper: Callable[[int, Chunk], Chunk] | None = None, timeout: float | None = None) -> tuple[dict, str]:
-    """Run `code` on the board, which must call `mpml.store.recv(limit)` once, and stream `data` to it.
+    """Run `code` on the board and stream `data` to its `mpml.wire.recv` calls, one call per payload.
 
-    Returns (wire statistics, what the code printed after the transfer).
-    Raises BoardExecError when the code raises (before, during or after the
-    transfer: a failed block is reported at the end, the rest of the data
-    read and dropped by the board), BoardTimeout when the board goes silent,
-    OSError when the port goes away. `progress(done, total)` after every
-    acknowledged block; `tamper(i, chunk)` (tests) sees each block as a
+    `data` is one payload, or a list of them sent in turn (one exec for many
+    files). Returns (wire statistics, what the code printed). Raises
+    BoardExecError when the code raises (before, during or after a transfer:
+    a failed block is reported at the end, the rest of the data read and
+    dropped by the board), BoardTimeout when the board goes silent, OSError
+    when the port goes away. `progress(done, total)` after every acknowledged
+    block, over all payloads; `tamper(i, chunk)` (tests) sees each block as a
     base64 Chunk, as send_chunks' does.
     """
+    payloads = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
     t0 = time.monotonic()
     timeout = max(conn.timeout, 30.0) if timeout is None else timeout
     conn.enter_raw_repl()
@@ -163,7 +165,7 @@ def send_binary(conn: Connection, data: bytes, code: str, compress: bool, chunk:
         raise conn._fail("no answer from the board", e) from None
     finally:
         serial.timeout = 1
-    before = bytearray()
+    printed = bytearray()
 
     def read_byte(waiting_for: str) -> bytes:
         deadline = time.monotonic() + timeout
@@ -175,7 +177,7 @@ def send_binary(conn: Connection, data: bytes, code: str, compress: bool, chunk:
                 conn._in_raw = False
                 raise conn._fail(f"no answer from the board ({waiting_for})", TimeoutError(f"{timeout:.0f} s"))
 
-    def ended(out: bytes) -> BoardExecError:
+    def ended() -> BoardExecError:
         # The code ended (raised) before the transfer did: the rest is its traceback up to the 2nd EOT.
         err = bytearray()
         while True:
@@ -183,58 +185,132 @@ def send_binary(conn: Connection, data: bytes, code: str, compress: bool, chunk:
             if b == EOT:
                 break
             err += b
-        return BoardExecError(bytes(out).decode(errors="replace"), err.decode(errors="replace"))
+        return BoardExecError(bytes(printed).decode(errors="replace"), err.decode(errors="replace"))
 
-    while True:
-        b = read_byte("the receiver to start")
-        if b == READY:
-            break
-        if b == EOT:
-            raise ended(before)
-        before += b
-
+    total = sum(len(p) for p in payloads)
+    done = 0  # bytes of earlier payloads, all acknowledged
     wire = 0
-    sent = acked = 0
-    blocks = list(_blocks(data, compress, chunk, limit))
-    failed = False
-
-    def wait_ack() -> None:
-        nonlocal acked, failed
-        b = read_byte("a block's acknowledgement")
-        if b == EOT:
-            raise ended(before)
-        if b == NAK:
-            failed = True
-        elif b != ACK:
-            raise conn._fail("the board broke the transfer protocol", ValueError(f"got {b!r} for an ack"))
-        acked += 1
-        if progress and not failed:
-            progress(sum(n for n, _, _ in blocks[:acked]), len(data))
-
+    index = 0  # block number over all payloads, for tamper
     if progress:
-        progress(0, len(data))
-    for i, (n, payload, z) in enumerate(blocks):
-        if tamper is not None:
-            c = tamper(i, Chunk(n, base64.b64encode(payload), z))
-            payload, z = base64.b64decode(c.text), c.z
-        while sent - acked >= window:
+        progress(0, total)
+    for payload_data in payloads:
+        while True:
+            b = read_byte("the receiver to start")
+            if b == READY:
+                break
+            if b == EOT:
+                raise ended()
+            printed.extend(b)
+        blocks = list(_blocks(payload_data, compress, chunk, limit))
+        sent = acked = 0
+        failed = False
+
+        def wait_ack() -> None:
+            nonlocal acked, failed
+            b = read_byte("a block's acknowledgement")
+            if b == EOT:
+                raise ended()
+            if b == NAK:
+                failed = True
+            elif b != ACK:
+                raise conn._fail("the board broke the transfer protocol", ValueError(f"got {b!r} for an ack"))
+            acked += 1
+            if progress and not failed:
+                progress(done + sum(n for n, _, _ in blocks[:acked]), total)
+
+        for n, payload, z in blocks:
+            if tamper is not None:
+                c = tamper(index, Chunk(n, base64.b64encode(payload), z))
+                payload, z = base64.b64decode(c.text), c.z
+            index += 1
+            while sent - acked >= window:
+                wait_ack()
+            if failed:
+                break
+            wire_block = escape(payload)
+            serial.write(b"%06x%02x" % (len(wire_block), int(z)) + wire_block)
+            wire += 8 + len(wire_block)
+            sent += 1
+        serial.write(b"00000000")
+        wire += 8
+        while acked < sent:
             wait_ack()
-        if failed:
-            break
-        wire_block = escape(payload)
-        serial.write(b"%06x%02x" % (len(wire_block), int(z)) + wire_block)
-        wire += 8 + len(wire_block)
-        sent += 1
-    serial.write(b"00000000")
-    wire += 8
-    while acked < sent:
-        wait_ack()
+        done += len(payload_data)
     try:
         out, err = transport.follow(timeout)
     except TransportError as e:
         conn._in_raw = False
         raise conn._fail("no answer from the board", e) from None
-    text = (bytes(before) + out).decode(errors="replace")
+    text = (bytes(printed) + out).decode(errors="replace")
     if err:
         raise BoardExecError(text, err.decode(errors="replace"))
-    return {"wire_bytes": wire + len(code), "chunks": sent, "seconds": time.monotonic() - t0}, text
+    return {"wire_bytes": wire + len(code), "chunks": index, "seconds": time.monotonic() - t0}, text
+
+
+_WRITE_FILES = """
+import os
+try:
+    import hashlib as _h
+except ImportError:
+    _h = None
+import binascii as _ba
+
+
+def _mpml_put(path, limit):
+    h = _h.sha256() if _h else None
+    with open(path, "wb") as f:
+        def sink(d):
+            f.write(d)
+            if h:
+                h.update(d)
+        n = recv(sink, limit)
+    print(repr((path, n, _ba.hexlify(h.digest()).decode() if h else None)))
+
+
+for _p in %(paths)r:
+    _mpml_put(_p, %(limit)d)
+del _mpml_put, _p, _h, _ba, recv, unescape, inflate, ACK, NAK, READY
+"""
+
+
+def _wire_source() -> str:
+    """firmware/mpml/wire.py without its comment lines: the receiver `write_files` sends ahead of the data."""
+    from mpml import paths
+    text = (paths.FIRMWARE_SRC / "mpml" / "wire.py").read_text()
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")) + "\n"
+
+
+def write_files(conn: Connection, files: dict[str, bytes], compress: bool | None = None,
+                progress: Callable[[int, int], None] | None = None, chunk: int = CHUNK) -> dict:
+    """Write each `{board path: bytes}` to the board in one exec, through mpml.wire's binary receiver.
+
+    Works on a board without mpml (the receiver travels as source in the
+    exec), so it also installs the runtime itself. Each file is checked on the
+    board after writing: its size, and its SHA-256 where the board has
+    hashlib; a mismatch raises BoardExecError naming the file. `compress`:
+    zlib where smaller (default: when the board has `deflate`). Returns wire
+    statistics as send_binary's.
+    """
+    import ast
+    import hashlib
+    if not files:
+        return {"wire_bytes": 0, "chunks": 0, "seconds": 0.0}
+    if compress is None:
+        compress = board_has_deflate(conn)
+    limit = chunk + chunk // 8
+    paths = list(files)
+    code = _wire_source() + _WRITE_FILES % {"paths": paths, "limit": limit}
+    stats, out = send_binary(conn, [files[p] for p in paths], code, compress, chunk=chunk, limit=limit,
+                             progress=progress)
+    got = {}
+    for line in out.splitlines():
+        if line.startswith("("):
+            path, n, digest = ast.literal_eval(line)
+            got[path] = (n, digest)
+    for path in paths:
+        n, digest = got.get(path, (None, None))
+        want = hashlib.sha256(files[path]).hexdigest()
+        if n != len(files[path]) or (digest is not None and digest != want):
+            raise BoardExecError(out, f"{path}: the board wrote {n} bytes with SHA-256 {digest}, "
+                                      f"sent {len(files[path])} bytes with {want}")
+    return stats
