@@ -34,6 +34,7 @@ import mpml
 from mpml.device import package
 from mpml.device.board import DEVICE_DIR, Board, build_arch
 from mpml.device.connection import BoardError
+from mpml.device.transfer import write_files
 
 __all__ = ["InstallError", "InstallResult", "install", "plan_backend", "mpy_cross_version", "native_arch_of",
            "MANIFEST"]
@@ -221,15 +222,24 @@ def install(board: Board, *, backend: str | None = None, board_name: str | None 
         if doomed:
             conn.exec("import os\n" + "".join(f"os.remove({DEVICE_DIR + '/' + n!r})\n" for n in doomed))
         result.removed = stale
-        for name in differ:
-            if progress:
-                progress(name, len(files[name]))
-            package.write_file(conn, f"{DEVICE_DIR}/{name}", files[name])
-            result.sent.append(name)
+        if differ:
+            # One exec for all files (mpml.device.transfer.write_files); the manifest follows in its own
+            # exec once every file is checked, so a cut install is never taken for a finished one.
+            pending = [(name, len(files[name])) for name in differ]
+            starts_at = [0]  # byte offset, over all files, where the next pending file begins
+
+            def bar(done, total):
+                # write_files reports bytes; the caller wants to hear of each file as it starts.
+                while progress and pending and done >= starts_at[0]:
+                    name, size = pending.pop(0)
+                    progress(name, size)
+                    starts_at[0] += size
+            write_files(conn, {f"{DEVICE_DIR}/{name}": files[name] for name in differ}, progress=bar)
+            result.sent.extend(differ)
         if differ or stale or old_manifest is None:
             manifest = {"name": "mpml", "version": mpml.__version__, "arch": arch, "backend": backend,
                         "mpy": list(have), "files": want}
-            package.write_file(conn, f"{DEVICE_DIR}/{MANIFEST}", json.dumps(manifest, sort_keys=True).encode())
+            write_files(conn, {f"{DEVICE_DIR}/{MANIFEST}": json.dumps(manifest, sort_keys=True).encode()})
         if differ or stale:
             # Modules imported in this session would shadow the new files.
             conn.exec("import sys\nfor k in list(sys.modules):\n    if k == 'mpml' or k.startswith('mpml.'):\n"

@@ -11,9 +11,7 @@ This is the seed of `mpml install`.
 
 from __future__ import annotations
 
-import base64
 import subprocess
-import zlib
 from pathlib import Path
 
 from mpml import paths
@@ -75,34 +73,10 @@ def build_package(arch: str, with_native: bool = True) -> Path:
     return out
 
 
-def write_file(conn: Connection, dest: str, data: bytes, chunk: int = 6144) -> None:
-    """Write `data` to the board's file `dest`.
-
-    The bytes travel zlib-compressed (a 1 KiB window, so the board needs
-    little RAM to inflate) when the board has the `deflate` module, in base64
-    chunks: a qemu board's UART moves a few KiB/s, so this halves install time.
-    """
-    packed = None
-    if "yes" in conn.exec("try:\n    import deflate\n    print('yes')\nexcept ImportError:\n    pass\n"):
-        z = zlib.compressobj(9, zlib.DEFLATED, 10)
-        packed = z.compress(data) + z.flush()
-    payload = packed if packed is not None and len(packed) < len(data) else data
-    conn.exec("import binascii\n_b = bytearray()")
-    try:
-        for i in range(0, len(payload), chunk):
-            conn.exec(f"_b += binascii.a2b_base64({base64.b64encode(payload[i:i + chunk])!r})")
-        if payload is data:
-            conn.exec(f"with open({dest!r}, 'wb') as _f:\n    _f.write(_b)\n")
-        else:
-            conn.exec(
-                "import deflate, io\n"
-                "_s = deflate.DeflateIO(io.BytesIO(_b), deflate.ZLIB)\n"
-                f"with open({dest!r}, 'wb') as _f:\n"
-                "    while True:\n        _d = _s.read(1024)\n        if not _d:\n            break\n"
-                "        _f.write(_d)\n"
-                "del _s, _d\n")
-    finally:
-        conn.exec("_b = None\nimport gc\ngc.collect()")
+def write_file(conn: Connection, dest: str, data: bytes) -> None:
+    """Write `data` to the board's file `dest` (one file of mpml.device.transfer.write_files)."""
+    from mpml.device.transfer import write_files
+    write_files(conn, {dest: data})
 
 
 def install(port: str | Connection, arch: str, with_native: bool = True) -> list[str]:
@@ -112,6 +86,7 @@ def install(port: str | Connection, arch: str, with_native: bool = True) -> list
     the package does not have (stale .py/.mpy, a _native.mpy when installing
     without one) are removed. Returns the names installed.
     """
+    from mpml.device.transfer import write_files
     pkg = build_package(arch, with_native=with_native)
     files = sorted(p for p in pkg.iterdir() if p.is_file())
     conn = port if isinstance(port, Connection) else Connection(port, timeout=30)
@@ -125,8 +100,7 @@ def install(port: str | Connection, arch: str, with_native: bool = True) -> list
         # rewritten (a small littlefs disk cannot hold old and new at once).
         if present:
             conn.exec("import os\n" + "".join(f"os.remove({DEVICE_DIR + '/' + n!r})\n" for n in present))
-        for p in files:
-            write_file(conn, f"{DEVICE_DIR}/{p.name}", p.read_bytes())
+        write_files(conn, {f"{DEVICE_DIR}/{p.name}": p.read_bytes() for p in files})
         # Modules already imported in this session would shadow the new files.
         conn.exec("import sys\nfor k in list(sys.modules):\n    if k == 'mpml' or k.startswith('mpml.'):\n"
                   "        del sys.modules[k]\n")

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mpml.device.connection import BoardError, BoardExecError, Connection
+from mpml.device.transfer import BLOCK_LIMIT, board_has_deflate, send_binary
 
 __all__ = ["RunError", "ModelInfo", "RunResult", "OnDeviceEval", "BenchResult", "load_model", "fetch_model",
            "run_once", "run_samples", "eval_on_device", "bench", "host_compare"]
@@ -69,9 +70,11 @@ def _mr_pre(be):
 def _mr_buf(n, be):
     _mr_pre(be)
     _mr['b'] = bytearray(n)
-def _mr_put(off, s, z):
-    d = _mr_data(s, z)
-    _mr['b'][off:off + len(d)] = d
+    _mr['o'] = 0
+def _mr_into(d):
+    o = _mr['o']
+    _mr['b'][o:o + len(d)] = d
+    _mr['o'] = o + len(d)
 def _mr_load(src, be, key):
     import mpml.model as M
     if src is None:
@@ -279,10 +282,14 @@ def load_model(board, model, backend: str | None = None) -> ModelInfo:
         out = _exec(conn, f"_mr_load({path!r}, {backend!r}, {key!r})", timeout=60)
     else:
         _exec(conn, f"_mr_buf({len(blob)}, {backend!r})")
-        step = 6144
-        for off in range(0, len(blob), step):
-            s, z = _pack(blob[off:off + step])
-            _exec(conn, f"_mr_put({off}, {s!r}, {z})", timeout=60)
+        # The blob streams in binary blocks (mpml.wire) straight into the buffer _mr_buf made.
+        if not hasattr(conn, "_mpml_deflate"):
+            conn._mpml_deflate = board_has_deflate(conn)
+        try:
+            send_binary(conn, blob, f"import mpml.wire as _W\n_W.recv(_mr_into, {BLOCK_LIMIT})\n",
+                        conn._mpml_deflate)
+        except BoardExecError as e:
+            raise RunError(f"sending the model to the board's RAM failed: {e}") from None
         out = _exec(conn, f"_mr_load(None, {backend!r}, {key!r})", timeout=60)
     got = _lines(out, "I")
     if not got:
