@@ -1,8 +1,20 @@
-// The dynamic native module: the same functions and signatures as
-// firmware/mpml/_pure.py, kernel(p, *buffers). The device package imports it
-// as mpml._native. All checks are in mpml_run (dispatch.c); this file only
-// turns Python objects into pointers and lengths, and errors into ValueError.
+// The MicroPython glue of the kernels: the same functions and signatures as
+// firmware/mpml/_pure.py, kernel(p, *buffers). All checks are in mpml_run
+// (dispatch.c); this file only turns Python objects into pointers and
+// lengths, and errors into ValueError. One source, two builds:
+//  - a dynamic native module (natmod.mk, py/dynruntime.mk defines
+//    MICROPY_ENABLE_DYNRUNTIME), installed as /lib/mpml/_native.mpy;
+//  - compiled into a firmware as the builtin module _mpml_native by
+//    modkernels_builtin.c, which includes this file (micropython.mk /
+//    micropython.cmake, USER_C_MODULES). Its qstrs live there: mpy_ld.py
+//    collects every MP_QSTR_ of this file, whatever the #if, so they would
+//    otherwise change the .mpy.
+// mpml.model imports mpml._native first, then _mpml_native.
+#if MICROPY_ENABLE_DYNRUNTIME
 #include "py/dynruntime.h"
+#else
+#include "py/runtime.h"
+#endif
 #include "mpml_kernels.h"
 
 // p: array('i') (used in place) or a list/tuple of ints (copied to the stack).
@@ -50,7 +62,13 @@ static mp_obj_t run(int code, size_t n_args, const mp_obj_t *args) {
     }
     mpml_err_t err = mpml_run(code, p, np, bufs, lens);
     if (err) {
+        #if MICROPY_ENABLE_DYNRUNTIME
         mp_raise_ValueError((mp_rom_error_text_t)err);
+        #else
+        // A firmware may compress its ROM messages (MICROPY_ROM_TEXT_COMPRESSION):
+        // then a plain C string is no mp_rom_error_text_t; "%s" is one.
+        mp_raise_msg_varg(&mp_type_ValueError, MP_ERROR_TEXT("%s"), err);
+        #endif
     }
     return mp_const_none;
 }
@@ -74,6 +92,8 @@ KERNEL(tanh, MPML_TANH, 3)
 KERNEL(requantize, MPML_REQUANTIZE, 2)
 KERNEL(tree_ensemble, MPML_TREE_ENSEMBLE, 5)
 
+#if MICROPY_ENABLE_DYNRUNTIME
+
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
     mp_store_global(MP_QSTR_fully_connected, MP_OBJ_FROM_PTR(&fully_connected_obj));
@@ -90,3 +110,5 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_tree_ensemble, MP_OBJ_FROM_PTR(&tree_ensemble_obj));
     MP_DYNRUNTIME_INIT_EXIT
 }
+
+#endif

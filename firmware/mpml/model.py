@@ -35,7 +35,13 @@ def _import(name):
     mod = _modules.get(name)
     if mod is None:
         if name == "native":
-            from mpml import _native as mod
+            try:
+                from mpml import _native as mod  # the .mpy installed beside the package
+            except (ImportError, ValueError) as e:
+                try:
+                    import _mpml_native as mod  # the kernels compiled into the firmware
+                except ImportError:
+                    raise e
         elif name == "viper":
             from mpml import _viper as mod
         elif name == "pure":
