@@ -133,6 +133,72 @@ class Connection:
             raise BoardExecError(text, err.decode(errors="replace"))
         return text
 
+    def exec_lines(self, code: str, idle_timeout: float | None = None):
+        """Run `code` on the board and yield each line it prints as it comes (without the newline).
+
+        For long-running board code (a live classifier): a KeyboardInterrupt
+        on the host, or closing the generator, sends Ctrl-C and reads the
+        board back to its prompt, so the REPL stays usable. Raises
+        BoardExecError when the code raises, BoardTimeout when the board says
+        nothing for `idle_timeout` seconds (None: wait for ever).
+        """
+        self.enter_raw_repl()
+        serial = self.transport.serial
+        try:
+            serial.timeout = max(1, self.timeout)
+            try:
+                self.transport.exec_raw_no_follow(code)
+            finally:
+                serial.timeout = 0.2
+        except TransportError as e:
+            self._in_raw = False
+            raise self._fail("no answer from the board", e) from None
+        line = bytearray()
+        err = bytearray()
+        in_err = False
+        last = time.monotonic()
+        finished = False
+        try:
+            while True:
+                data = serial.read(max(1, min(serial.in_waiting, 4096)))
+                if not data:
+                    if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                        raise self._fail("the board went silent", TimeoutError(f"{idle_timeout:.0f} s"))
+                    continue
+                last = time.monotonic()
+                for b in data:
+                    if b == 4:  # EOT: the end of stdout, then of the traceback
+                        if in_err:
+                            finished = True
+                            break
+                        in_err = True
+                        if line:
+                            yield line.decode(errors="replace").rstrip("\r")
+                            line = bytearray()
+                    elif in_err:
+                        err.append(b)
+                    elif b == 10:
+                        yield line.decode(errors="replace").rstrip("\r")
+                        line = bytearray()
+                    else:
+                        line.append(b)
+                if finished:
+                    break
+        except OSError as e:
+            self._in_raw = False
+            raise self._fail("the link dropped", e) from None
+        finally:
+            serial.timeout = 1
+            if not finished:
+                # Interrupted on the host (or the consumer stopped): stop the board's code too.
+                self._in_raw = False
+                try:
+                    self._resync()
+                except OSError:
+                    pass
+        if err:
+            raise BoardExecError("", err.decode(errors="replace"))
+
     def eval(self, expression: str, timeout: float | None = None):
         """Evaluate `expression` on the board and return its value (via repr)."""
         text = self.exec(f"print(repr({expression}))", timeout=timeout).strip()
