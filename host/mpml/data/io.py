@@ -23,7 +23,8 @@ import numpy as np
 
 from mpml.data.dataset import FORMAT_VERSION, INT16_MAX, INT16_MIN, Dataset, DatasetError, Recording
 
-__all__ = ["load_dataset", "save_dataset", "read_recording", "write_recording", "MANIFEST", "FORMAT"]
+__all__ = ["load_dataset", "save_dataset", "read_recording", "write_recording", "DatasetAppender", "MANIFEST",
+           "FORMAT"]
 
 MANIFEST = "manifest.json"
 FORMAT = "mpml-dataset"
@@ -114,6 +115,139 @@ def save_dataset(dataset: Dataset, path: str | Path, overwrite: bool = False) ->
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+# -- append (mpml collect) ------------------------------------------------------------------------
+
+class DatasetAppender:
+    """Adds recordings to a dataset folder as they are recorded; creates the folder on the first one.
+
+        app = DatasetAppender("data/gestures", sample_rate_hz=100, channels=["ax", "ay", "az"],
+                              units=["g"] * 3, scale=[1 / 4096] * 3)
+        path, stem = app.new_file("wave")        # recordings/wave-0001.i16, created empty, name reserved
+        ...append raw little-endian int16 rows to path, flushing as you go...
+        app.add(path, label="wave", subject="ann", metadata={...})
+
+    An existing dataset must have the same rate, channels, units and scale
+    (DatasetError naming what differs, before anything is written). The
+    manifest is rewritten whole through `mpml.files.write_atomic` after each
+    `add`, re-read first under a lock, so several writers in one process
+    (`mpml collect --all`) can add to one folder: readers see the old manifest
+    or the new one, never half of one. A recording file not (yet) in the
+    manifest is ignored by `load_dataset`.
+    """
+
+    def __init__(self, path: str | Path, *, sample_rate_hz: float, channels: Sequence[str],
+                 units: Sequence[str] | None = None, scale: Sequence[float] | None = None,
+                 name: str | None = None):
+        import threading
+
+        self.path = Path(path)
+        n = len(channels)
+        self.header = {"sample_rate_hz": float(sample_rate_hz), "channels": [str(c) for c in channels],
+                       "units": [str(u) for u in units] if units is not None else [""] * n,
+                       "scale": [float(s) for s in scale] if scale is not None else [1.0] * n}
+        self.name = name or self.path.name
+        self._lock = threading.Lock()
+        self.created = False
+        existing = self._read()
+        if existing is not None:
+            self.check(existing)
+        elif self.path.is_dir() and any(p.name != RECORDINGS_DIR for p in self.path.iterdir()):
+            raise DatasetError(f"{self.path}: a folder without {MANIFEST} that holds other files: not a dataset "
+                               f"folder to add to (choose a new or empty folder)")
+
+    @staticmethod
+    def compatible(manifest: dict, header: dict) -> list[str]:
+        """What differs between a manifest and a recording's header (rate, channels, units, scale)."""
+        why = []
+        if float(manifest.get("sample_rate_hz", 0)) != header["sample_rate_hz"]:
+            why.append(f"sample rate {manifest.get('sample_rate_hz'):g} Hz, not {header['sample_rate_hz']:g} Hz")
+        n = len(manifest.get("channels", []))
+        for key in ("channels", "units", "scale"):
+            have = manifest.get(key)
+            if have is None and key != "channels":
+                have = [""] * n if key == "units" else [1.0] * n
+            if key == "scale" and have is not None:
+                have = [float(v) for v in have]
+            if have != header[key]:
+                why.append(f"{key} {have}, not {header[key]}")
+        return why
+
+    def check(self, manifest: dict) -> None:
+        why = self.compatible(manifest, self.header)
+        if why:
+            raise DatasetError(f"{self.path}: this dataset has " + "; ".join(why)
+                               + ": collect into another folder, or with the dataset's settings")
+
+    def _read(self) -> dict | None:
+        mpath = self.path / MANIFEST
+        if not mpath.exists():
+            return None
+        try:
+            m = json.loads(mpath.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DatasetError(f"{mpath}: cannot read: {e}") from None
+        if not isinstance(m, dict) or m.get("format", FORMAT) != FORMAT:
+            raise DatasetError(f"{mpath}: not an mpml dataset manifest")
+        if m.get("version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise DatasetError(f"{mpath}: dataset format version {m.get('version')}; this mpml writes version "
+                               f"{FORMAT_VERSION}")
+        return m
+
+    def new_file(self, stem: str) -> tuple[Path, str]:
+        """Create the next free `recordings/<stem>-NNNN.i16`, empty; returns (its path, its name)."""
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "rec"
+        rec_dir = self.path / RECORDINGS_DIR
+        with self._lock:
+            if not rec_dir.is_dir():
+                self.created = self.created or not self.path.exists()
+                rec_dir.mkdir(parents=True, exist_ok=True)
+            pattern = re.compile(re.escape(base) + r"-(\d+)$")
+            taken = [int(m.group(1)) for p in rec_dir.iterdir() if (m := pattern.match(p.stem))]
+            k = max(taken, default=0) + 1
+            while True:
+                stem_k = f"{base}-{k:04d}"
+                p = rec_dir / f"{stem_k}{EXT}"
+                try:
+                    with open(p, "xb"):  # exclusive: another writer cannot take the same name
+                        pass
+                    return p, stem_k
+                except FileExistsError:
+                    k += 1
+
+    def add(self, file: str | Path, label: str, subject: str = "", metadata: dict | None = None) -> dict:
+        """Enter a finished recording file in the manifest (written atomically); returns its entry.
+
+        The file's size must be a whole number of samples; an empty file is
+        removed instead (a recording needs samples).
+        """
+        from mpml.files import write_atomic
+
+        file = Path(file)
+        size = file.stat().st_size
+        frame = 2 * len(self.header["channels"])
+        if size % frame:
+            raise DatasetError(f"{file}: {size} bytes is not a whole number of samples ({frame} bytes each)")
+        if size == 0:
+            file.unlink()
+            return {}
+        entry: dict[str, Any] = {"file": f"{RECORDINGS_DIR}/{file.name}", "label": str(label),
+                                 "subject": str(subject or ""), "n_samples": size // frame}
+        if metadata:
+            entry["metadata"] = metadata
+        with self._lock:
+            m = self._read()
+            if m is None:
+                m = {"format": FORMAT, "version": FORMAT_VERSION, "name": self.name, **self.header,
+                     "labels": [], "recordings": []}
+            else:
+                self.check(m)
+            if entry["label"] not in m["labels"]:
+                m["labels"].append(entry["label"])
+            m["recordings"] = [r for r in m["recordings"] if r.get("file") != entry["file"]] + [entry]
+            write_atomic(self.path / MANIFEST, (json.dumps(m, indent=1) + "\n").encode())
+        return entry
 
 
 # -- load ----------------------------------------------------------------------------------------
