@@ -511,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-DEVICE_COMMANDS: tuple[str, ...] = ("mpml.device.commands.setup", "mpml.device.commands.models", "mpml.device.commands.run")
+DEVICE_COMMANDS: tuple[str, ...] = ("mpml.device.commands.setup", "mpml.device.commands.models", "mpml.device.commands.run",
+                                    "mpml.device.commands.flash")
 
 
 def main(argv: list[str] | None = None) -> int:
