@@ -23,6 +23,7 @@ import pty
 import struct
 import threading
 import tty
+import zlib
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ RP2350 = 0xE48BFF59
 ABSOLUTE = 0xE48BFF57
 INFO_RP2040 = "UF2 Bootloader v3.0\r\nModel: Raspberry Pi RP2\r\nBoard-ID: RPI-RP2\r\n"
 INFO_RP2350 = "UF2 Bootloader v1.0\nModel: Raspberry Pi RP2350\nBoard-ID: RP2350\n"
-ESP_OPTS = dict(connect_mode="no-reset", connect_attempts=1, stub=False, baud=None, after="no-reset")
+# A pty has no DTR/RTS to reset a chip with, and its baud rate is moot: the rest is esptool's defaults.
+ESP_OPTS = dict(connect_mode="no-reset", connect_attempts=1, baud=None, after="no-reset")
 
 
 def payload(n: int, seed: int = 1) -> bytes:
@@ -55,10 +57,13 @@ def rp2350_image(n: int = 10_000) -> bytes:
     return uf2.build(b"\xef" * 256, 0x10FFFF00, ABSOLUTE) + uf2.build(payload(n), 0x10000000, RP2350)
 
 
-def esp_image(chip_id: int, n: int = 40_000, fill: bool = True) -> bytes:
+def esp_image(chip_id: int, n: int = 40_000, fill: bool = True, random: bool = False) -> bytes:
     # magic, 3 segments, flash mode, size/freq, entry; extended header with the chip id at offset 12
     head = bytearray(struct.pack("<BBBBI", 0xE9, 3, 2, 0x20, 0x40080000)) + bytearray(16)
     struct.pack_into("<H", head, 12, chip_id)
+    if random:  # incompressible: esptool's stub sends it deflated, in as many blocks as raw
+        import random as rnd
+        return bytes(head) + rnd.Random(n).randbytes(n)
     return bytes(head) + (payload(n) if fill else bytes(n))
 
 
@@ -343,6 +348,29 @@ def test_picotool_without_a_board_falls_back_to_the_message(tmp_path, monkeypatc
               say=lambda m: None)
 
 
+def test_machine_bootloader_sent_over_the_repl(tmp_path, monkeypatch):
+    """No drive, MicroPython on the port: mpml sends machine.bootloader() and waits for the drive.
+
+    The unix board has no machine.bootloader() (no drive can appear), so this
+    checks the REPL side and the message when no drive comes; the board must
+    stay usable.
+    """
+    from mpml.device.board import Board
+
+    monkeypatch.setenv("PICOTOOL", str(tmp_path / "no-picotool"))
+    board = runtime_board("unix")
+    image = tmp_path / "fw.uf2"
+    image.write_bytes(rp_image())
+    said = []
+    with pytest.raises(FlashError) as e:
+        flash("pico", image, port=board.port, bootloader=True, roots=[tmp_path], drive_timeout=1, wait=False,
+              say=said.append)
+    assert f"sending machine.bootloader() to {board.port}" in said
+    assert f"the board on {board.port} was sent machine.bootloader(), but no RP2040 drive was mounted" in str(e.value)
+    with Board.open(board.port) as b:
+        assert b.conn.eval("1 + 1") == 2
+
+
 def test_interrupted_copy_says_how_to_recover(tmp_path):
     drive = rp.BootselDrive(tmp_path / "gone", {}, "RP2040")  # unplugged: the folder is not there any more
     with pytest.raises(FlashError) as e:
@@ -370,6 +398,7 @@ class FakeEspRom:
         self.flash = bytearray(b"\xff") * (4 << 20)
         self.die_after, self.silent, self.noise = die_after, silent, noise
         self.blocks = 0
+        self.stub = False
         self.ops: list[int] = []
         self._begin = (0, 0)
         threading.Thread(target=self._serve, daemon=True).start()
@@ -381,9 +410,12 @@ class FakeEspRom:
             except OSError:
                 pass
 
-    def _reply(self, op: int, val: int = 0, data: bytes = b"\x00\x00\x00\x00") -> None:
-        pkt = struct.pack("<BBHI", 1, op, len(data), val) + data
+    def _frame(self, pkt: bytes) -> None:
         os.write(self.master, b"\xc0" + pkt.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0")
+
+    def _reply(self, op: int, val: int = 0, data: bytes = b"") -> None:
+        status = b"\x00\x00" if self.stub else b"\x00\x00\x00\x00"  # the ROM sends 4 status bytes, the stub 2
+        self._frame(struct.pack("<BBHI", 1, op, len(data) + len(status), val) + data + status)
 
     def _serve(self) -> None:
         frame, inside = bytearray(), False
@@ -421,7 +453,25 @@ class FakeEspRom:
             for _ in range(8):
                 self._reply(op, 0x20120707)
         elif op == 0x14:  # GET_SECURITY_INFO: the ESP32's ROM has no such command
-            self._reply(op, 0, b"\x01\x05\x00\x00")
+            self._frame(struct.pack("<BBHI", 1, op, 4, 0) + b"\x01\x05\x00\x00")
+        elif op == 0x06:  # MEM_END: the flasher stub was loaded into RAM and starts: it says OHAI
+            self._reply(op)
+            self.stub = True
+            self._frame(b"OHAI")
+        elif op == 0x10:  # FLASH_DEFL_BEGIN (stub): size, blocks, block size, offset, encrypted
+            self._pos = struct.unpack_from("<IIII", data)[3]
+            self._inflate = zlib.decompressobj()
+            self._reply(op)
+        elif op == 0x11:  # FLASH_DEFL_DATA (stub): length, sequence number, 0, 0, deflated data
+            n = struct.unpack_from("<I", data)[0]
+            out = self._inflate.decompress(data[16:16 + n])
+            self.flash[self._pos:self._pos + len(out)] = out
+            self._pos += len(out)
+            self.blocks += 1
+            if self.die_after is not None and self.blocks >= self.die_after:
+                self.close()
+                return False
+            self._reply(op)
         elif op == 0x0A:  # READ_REG
             self._reply(op, self.ESP32_MAGIC if struct.unpack_from("<I", data)[0] == self.MAGIC_REG else 0)
         elif op == 0x02:  # FLASH_BEGIN: erase size, blocks, block size, offset
@@ -438,9 +488,13 @@ class FakeEspRom:
                 self.close()
                 return False
             self._reply(op)
+        elif op == 0xD0:  # ERASE_FLASH (the ESP32's ROM and the stub have it)
+            self.flash[:] = b"\xff" * len(self.flash)
+            self._reply(op)
         elif op == 0x13:  # SPI_FLASH_MD5: address, size -> 32 hex digits (the ROM's form)
             addr, n = struct.unpack_from("<II", data)
-            self._reply(op, 0, hashlib.md5(self.flash[addr:addr + n]).hexdigest().encode() + b"\x00\x00\x00\x00")
+            md5 = hashlib.md5(self.flash[addr:addr + n])
+            self._reply(op, 0, md5.digest() if self.stub else md5.hexdigest().encode())  # raw from the stub
         else:  # SPI_ATTACH, SPI_SET_PARAMS, WRITE_REG, FLASH_END: acknowledged
             self._reply(op)
         return True
@@ -534,9 +588,34 @@ def test_flash_write_and_verify_through_esptool(tmp_path, fake_rom):
     assert r.chip.startswith("ESP32") and r.written == [(0x1000, len(data))] and r.verified
     assert bytes(rom.flash[0x1000:0x1000 + len(data)]) == data
     assert rom.flash[:0x1000] == b"\xff" * 0x1000  # nothing below the bootloader offset
+    assert rom.stub and 0x11 in rom.ops  # through esptool's flasher stub, deflated
     assert 0x13 in rom.ops  # esptool's MD5 check of the written data
     assert any("Verification successful" in line for line in r.log)
     assert seen and seen[-1][0] in ("writing", "verifying")
+
+
+def test_flash_through_the_rom_loader_without_the_stub(tmp_path, fake_rom):
+    img = tmp_path / "firmware.bin"
+    data = esp_image(0)
+    img.write_bytes(data)
+    rom = fake_rom()
+    esp.flash_esp(target_for("esp32"), img, rom.port, **dict(ESP_OPTS, stub=False))
+    assert not rom.stub and 0x03 in rom.ops and 0x11 not in rom.ops
+    assert bytes(rom.flash[0x1000:0x1000 + len(data)]) == data
+    with pytest.raises(FlashError, match="erasing the whole flash needs esptool's flasher stub.*nothing was written"):
+        esp.flash_esp(target_for("esp32"), img, fake_rom().port, erase=True, **dict(ESP_OPTS, stub=False))
+
+
+def test_erase_first_when_asked(tmp_path, fake_rom):
+    img = tmp_path / "firmware.bin"
+    data = esp_image(0)
+    img.write_bytes(data)
+    rom = fake_rom()
+    rom.flash[0x200000:0x200010] = b"old filesystem.."
+    r = esp.flash_esp(target_for("esp32"), img, rom.port, erase=True, **ESP_OPTS)
+    assert r.erased and rom.ops.index(0xD0) < rom.ops.index(0x02)
+    assert rom.flash[0x200000:0x200010] == b"\xff" * 16
+    assert bytes(rom.flash[0x1000:0x1000 + len(data)]) == data
 
 
 def test_wrong_chip_refused_before_writing(tmp_path, fake_rom):
@@ -556,7 +635,7 @@ def test_interrupted_write_says_how_to_recover(tmp_path, fake_rom, monkeypatch):
     # default); ours never does, so one try is enough
     monkeypatch.setattr(esptool.cmds, "DEFAULT_CONNECT_ATTEMPTS", 1)
     img = tmp_path / "firmware.bin"
-    img.write_bytes(esp_image(0))
+    img.write_bytes(esp_image(0, 100_000, random=True))
     rom = fake_rom(die_after=3)
     with pytest.raises(FlashError) as e:
         esp.flash_esp(target_for("esp32"), img, rom.port, **ESP_OPTS)

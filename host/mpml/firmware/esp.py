@@ -210,6 +210,10 @@ def flash_esp(target: FlashTarget, image: Path, port: str, *, erase: bool = Fals
                                  f"command again; if it keeps failing, {DOWNLOAD_MODE_HELP} first.") from None
             stage = "while erasing the flash"
             try:
+                if erase and not esp.IS_STUB and esp.CHIP_NAME == "ESP32":
+                    # esptool: the ESP32's ROM loader has no erase command (NotSupportedError)
+                    raise FlashError(f"erasing the whole flash needs esptool's flasher stub, which was not "
+                                     f"loaded: nothing was written. Run without --no-stub, or without --erase")
                 if erase:
                     state["what"] = "erasing"
                     if progress is not None:

@@ -296,14 +296,16 @@ def repl_report(port: str, info) -> str:
 def flash(board: str, image: str | Path | None = None, *, port: str | None = None, drive: str | Path | None = None,
           erase: bool = False, verify: bool = True, bootloader: bool | None = None, wait: bool = True,
           wait_timeout: float = 30.0, progress: Callable[[str, int, int], None] | None = None,
-          say: Callable[[str], None] | None = None, esp_options: dict | None = None, roots=None) -> FlashResult:
+          say: Callable[[str], None] | None = None, esp_options: dict | None = None, roots=None,
+          drive_timeout: float = 15.0) -> FlashResult:
     """Flash `image` (default: the board's build) onto the board `board` names; see the module docstring.
 
     `bootloader`: for RP boards with no BOOTSEL drive, whether to send
     machine.bootloader() to a MicroPython board on a serial port (None: ask
     when interactive). `esp_options`: extra keyword arguments for
     esp.flash_esp (connect_mode, stub, baud, ...). `roots`: folders searched
-    for BOOTSEL drives (default rp.search_roots()).
+    for BOOTSEL drives (default rp.search_roots()); `drive_timeout`: how long
+    to wait for the drive after machine.bootloader().
     """
     say = say or (lambda msg: print(msg, file=sys.stderr))
     target = target_for(board)
@@ -328,7 +330,7 @@ def flash(board: str, image: str | Path | None = None, *, port: str | None = Non
         repl_port = sp
     else:
         result.method, result.where = _flash_uf2(target, path, port, drive, verify, bootloader, progress, say,
-                                                 roots=roots)
+                                                 roots=roots, drive_timeout=drive_timeout)
         result.steps = [f"{result.method}: {result.where}"]
         repl_port = port if port not in (None, "", "auto") else None
         if repl_port:
