@@ -75,7 +75,7 @@ def crc16(data):
 
 
 def active():
-    """True while a stream is running (it was interrupted uncleanly otherwise)."""
+    """True while a stream runs, or when one ended without stopping its sampler."""
     return _active is not None
 
 
@@ -202,14 +202,16 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
     try:
         sampler.start()
         nxt = sampler.count
+        # `seconds` is a span of sample indices: samples the board dropped in it count.
+        end = None if limit is None else nxt + limit
         while True:
             want = fs
-            if limit is not None:
-                if sent >= limit:
+            if end is not None:
+                if nxt >= end:
                     reason = "seconds"
                     break
-                if limit - sent < fs:
-                    want = limit - sent
+                if end - nxt < fs:
+                    want = end - nxt
             if _stall is not None and frames == _stall[0]:
                 t = _stall[1]
                 _stall = None
@@ -238,6 +240,11 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
                 n, first = sampler.read(last)
             if n == 0:
                 continue
+            if end is not None and first + n > end:
+                n = end - first
+                if n <= 0:
+                    reason = "seconds"
+                    break
             if first > nxt:
                 gaps += first - nxt
             pending = True
@@ -264,19 +271,31 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
     except Exception as e:
         _end(w, sampler, "error", sent, gaps, repr(e))
         raise
-    finally:
-        _active = None
 
 
 def _end(w, sampler, reason, sent, gaps, error):
-    try:
-        sampler.stop()
-    except Exception as e:
-        if error is None:
-            error = "stop: " + repr(e)
-    st = _stats(sampler)
-    d = {"reason": reason, "sent": sent, "gaps": gaps, "stats": st}
+    # Stop the sampler and send the end frame, even through more Ctrl-Cs (a
+    # host that opens the board sends two).
+    global _active
+    for _ in range(5):
+        try:
+            sampler.stop()
+            break
+        except KeyboardInterrupt:
+            pass
+        except Exception as e:
+            if error is None:
+                error = "stop: " + repr(e)
+            break
+    _active = None
+    d = {"reason": reason, "sent": sent, "gaps": gaps}
     if error is not None:
         d["error"] = error
-    w.json(K_END, sent, d)
+    for _ in range(3):
+        try:
+            d["stats"] = _stats(sampler)
+            w.json(K_END, sent, d)
+            break
+        except KeyboardInterrupt:
+            pass
     return d

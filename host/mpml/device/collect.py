@@ -91,6 +91,7 @@ class CollectResult:
     recordings: list[str] = field(default_factory=list)  # recording names (file stems), one per segment
     samples: int = 0              # samples written
     rate_hz: float = 0.0          # the rate asked for
+    channels: int = 0
     board_rate_hz: float | None = None  # the rate the board measured
     dropped: int = 0              # the board's ring-overflow count
     gaps: list[Gap] = field(default_factory=list)
@@ -240,14 +241,19 @@ class _State:
 
 
 def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], *, result: CollectResult,
-            cooked: bool, stop: threading.Event | None = None, on_frame: Callable[[CollectResult, _State], None]
-            | None = None, first_timeout: float = 20.0, stall_timeout: float = 10.0,
+            cooked: bool, stop: threading.Event | None = None, abort: threading.Event | None = None,
+            on_frame: Callable[[CollectResult, _State], None] | None = None,
+            on_samples: Callable[[CollectResult, int, bytes], None] | None = None,
+            first_timeout: float = 20.0, stall_timeout: float = 10.0,
             after_frame: Callable[[int], None] | None = None) -> CollectResult:
     """Run `code` (which calls mpml.collect.stream) on the board and take its frames into a sink.
 
     `sink_factory(header)` is called at the header frame (it may raise to
     refuse: the board is then stopped). `stop` set: Ctrl-C goes to the board,
-    which ends the stream cleanly. The result is filled in place and returned;
+    which ends the stream cleanly; `abort` set: stop reading at once (the
+    board is left streaming until the next connection's Ctrl-C).
+    `on_samples(result, first, int16 bytes)` sees every run of samples
+    written (a live plot). The result is filled in place and returned;
     a dropped link ends it with `end == "link lost"` (raised only when nothing
     arrived). `after_frame(frames)` is a test hook (e.g. to close the port).
     """
@@ -269,14 +275,19 @@ def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], 
     stop_sent = [0.0]
     sink: list[_Sink | None] = [None]
 
-    def idle() -> None:
-        now = time.monotonic()
+    def check() -> None:
+        if abort is not None and abort.is_set():
+            raise LinkLost("abandoned on the host (the board may still be streaming: the next command stops it)")
         if stop is not None and stop.is_set() and not stop_sent[0]:
             try:
                 serial.write(b"\x03")
             except (OSError, TypeError, AttributeError) as e:
                 raise LinkLost(str(e)) from None
-            stop_sent[0] = now
+            stop_sent[0] = time.monotonic()
+
+    def idle() -> None:
+        check()
+        now = time.monotonic()
         limit = first_timeout if st.header is None else stall_timeout
         if stop_sent[0]:
             limit = max(limit, 5.0)
@@ -319,7 +330,7 @@ def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], 
                 st.clean = True
                 k = KINDS[kind]
                 if k == "D":
-                    _data(st, result, sink, sink_factory, seq, first, n, ch, body)
+                    _data(st, result, sink, sink_factory, seq, first, n, ch, body, on_samples)
                 else:
                     obj = _json(body)
                     if seq < st.next_seq:
@@ -356,6 +367,7 @@ def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], 
                     after_frame(result.frames)
                 if on_frame:
                     on_frame(result, st)
+                check()
             elif b == EOT:
                 if not st.clean:
                     # Resynchronising after a bad frame, a 0x04 may be payload: the exec's end is
@@ -487,9 +499,10 @@ def _status(result: CollectResult, stats: dict) -> None:
 
 
 def _data(st: _State, result: CollectResult, sink, sink_factory, seq: int, first: int, n: int, ch: int,
-          body: bytes) -> None:
+          body: bytes, on_samples=None) -> None:
     if st.channels is None:
         st.channels = ch
+    result.channels = ch
     if sink[0] is None:
         # The header frame was lost: go on with what the data frames say.
         sink[0] = sink_factory({"channels": ch})
@@ -510,6 +523,8 @@ def _data(st: _State, result: CollectResult, sink, sink_factory, seq: int, first
     sink[0].write(first + skip, body[skip * ch * 2:], n - skip, split)
     st.next_index = first + n
     result.samples += n - skip
+    if on_samples is not None:
+        on_samples(result, first + skip, body[skip * ch * 2:])
 
 
 # -- the board side -----------------------------------------------------------------------------------
@@ -550,7 +565,7 @@ import mpml.collect as _C
 from mpml.sampler import Sampler as _Sm
 _src = %(source)s
 try:
-    _s = _Sm(_src, %(rate)r, ring=%(ring)d)
+    _s = _Sm(_src, %(rate)r, window=16, hop=16, ring=%(ring)d)
     _C.stream(_s, %(seconds)r, source=_src, info=%(info)r%(hooks)s)
 finally:
     _src.close()
@@ -558,9 +573,9 @@ finally:
 
 
 def ring_for(rate: float | None, channels: int | None) -> int:
-    """The sampler's ring for collecting: half a second of samples (at least 512), at most 16 KiB."""
+    """The sampler's ring for collecting: half a second of samples, at least 512, at most 16 KiB of them."""
     n = max(512, int((rate or 0) * 0.5))
-    return max(512, min(n, 16384 // (2 * (channels or 1)))) if channels else n
+    return max(512, min(n, 16384 // (2 * channels))) if channels else n
 
 
 def board_code(spec: SourceSpec, rate: float | None, seconds: float | None, info: dict | None = None,
@@ -618,16 +633,19 @@ def _header_lists(spec: SourceSpec, header: dict, n: int) -> tuple[list[str], li
 
 def collect(board, label: str, *, out: str | Path = "dataset", seconds: float | None = None,
             source: str | SourceSpec = "imu", rate: float | None = None, subject: str = "",
-            stop: threading.Event | None = None,
+            stop: threading.Event | None = None, abort: threading.Event | None = None,
             on_frame: Callable[[CollectResult, object], None] | None = None,
+            on_samples: Callable[[CollectResult, int, bytes], None] | None = None,
             appender_lock: threading.Lock | None = None, _code: str | None = None, _hooks: str = "",
             _after_frame: Callable[[int], None] | None = None, ring: int | None = None) -> CollectResult:
     """Record `label` from `board` (a Board or a --port value) into the dataset folder `out`.
 
     Ends after `seconds` of samples (None: until `stop` is set, when the board
-    gets Ctrl-C and ends cleanly), or when the link drops (what arrived is
-    kept: result.end == "link lost"). `source`: see parse_source; `rate`: Hz
-    (default: the dataset's when adding to one, else the source's own).
+    gets Ctrl-C and ends cleanly; `abort`: stop reading at once), when a
+    replayed recording ends, or when the link drops (what arrived is kept:
+    result.end == "link lost"). `source`: mpml.device.sources.parse_source's
+    descriptions; `rate`: Hz
+    (default: the source's own, else the dataset's when adding to one).
     Raises CollectError for what stops it from starting (no runtime, an
     unknown source, a rate the board refuses, a dataset with other channels).
     `_code`, `_hooks` and `_after_frame` are test hooks (board code replacing
@@ -639,11 +657,12 @@ def collect(board, label: str, *, out: str | Path = "dataset", seconds: float | 
         raise CollectError(str(e)) from None
     out = Path(out)
     if rate is None:
+        rate = spec.rate_hz
+    if rate is None:
         try:
-            m = json.loads((out / MANIFEST).read_text())
-            rate = float(m["sample_rate_hz"])
-        except (OSError, ValueError, KeyError):
-            rate = spec.rate_hz
+            rate = float(json.loads((out / MANIFEST).read_text())["sample_rate_hz"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     own = not isinstance(board, Board)
     b = Board.open(board, timeout=15) if own else board
     result = CollectResult(board=b.name, label=label, dataset=out, rate_hz=float(rate or 0))
@@ -669,7 +688,7 @@ def collect(board, label: str, *, out: str | Path = "dataset", seconds: float | 
             return _Sink(app, label, subject, dict(meta, platform=header.get("platform", "")))
 
         receive(b.conn, code, make_sink, result=result, cooked=not probe.get("buffer", True), stop=stop,
-                on_frame=on_frame, after_frame=_after_frame)
+                abort=abort, on_frame=on_frame, on_samples=on_samples, after_frame=_after_frame)
         return result
     except BoardExecError as e:
         raise CollectError(f"{b.name}: {e.traceback.strip().splitlines()[-1]}") from None
@@ -684,15 +703,14 @@ def _has_buffer(b: Board) -> bool:
     return b.conn.eval("hasattr(__import__('sys').stdout, 'buffer')") is True
 
 
-def collect_all(ports: list[str], label: str, *, stop: threading.Event | None = None,
-                on_frame=None, **kw) -> list[CollectResult | Exception]:
+def collect_all(ports: list[str], label: str, **kw) -> list[CollectResult | Exception]:
     """`collect` on every board in `ports` at once, one thread each, one recording per board."""
     results: list[CollectResult | Exception] = [None] * len(ports)  # type: ignore[list-item]
     lock = threading.Lock()  # one manifest writer at a time in this process
 
     def one(i: int, port: str) -> None:
         try:
-            results[i] = collect(port, label, stop=stop, on_frame=on_frame, appender_lock=lock, **kw)
+            results[i] = collect(port, label, appender_lock=lock, **kw)
         except Exception as e:  # noqa: BLE001 - every board gets its line
             results[i] = e
 
@@ -700,8 +718,7 @@ def collect_all(ports: list[str], label: str, *, stop: threading.Event | None = 
     for t in threads:
         t.start()
     for t in threads:
-        while t.is_alive():
-            t.join(0.1)
+        t.join()
     return results
 
 
