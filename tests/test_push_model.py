@@ -175,6 +175,78 @@ def test_link_drop_mid_push_keeps_the_old_model_and_the_next_push_works(kind):
     rm_model(board.name, "ld")
 
 
+@pytest.mark.parametrize("kind", ["unix", "m0"])
+def test_link_drop_in_the_middle_of_a_block(kind):
+    """The cable goes while a block is half sent: the board, blocked reading the rest, takes the next session's
+    Ctrl-C; the old model stays and the next push works."""
+    board = runtime_board(kind)
+    old, new = blob(0), blob(5, sizes=(32, 24, 4))
+    push_model(board.name, old, name="mb")
+    crashes = board.refresh().state.get("crashes")
+    from mpml.device.board import Board
+
+    b = Board.open(board.name, timeout=10)
+    serial = b.conn.transport.serial
+    write = serial.write
+    blocks = []
+
+    def half_then_pull(data):
+        head = bytes(data[:8])
+        is_block = len(data) > 8 and all(c in b"0123456789abcdef" for c in head) and int(head[:6], 16) == len(data) - 8
+        if is_block:
+            blocks.append(len(data))
+            if len(blocks) == 2:
+                write(data[: len(data) // 2])
+                serial.close()  # the cable is pulled in the middle of the second block
+                raise OSError("link gone")
+        return write(data)
+
+    serial.write = half_then_pull
+    try:
+        with pytest.raises(BoardError):
+            push_model(b, new, name="mb", chunk=512, compress=False)
+    finally:
+        serial.write = write
+        b.close()
+    assert len(blocks) == 2
+    sha_now, content, tmp = look(board, "mb")
+    assert sha_now == sha(old) and content == old[16:32].hex()
+    push_model(board.name, new, name="mb")
+    sha_now, content, tmp = look(board, "mb")
+    assert sha_now == sha(new) and content == new[16:32].hex() and tmp == []
+    rm_model(board.name, "mb")
+    # The rest of the cut block reaches the REPL as line noise: a board shrugs it off, it must not restart.
+    assert board.refresh().state.get("crashes") == crashes
+
+
+def test_link_drop_by_stopping_the_board_keeps_the_old_model():
+    """The unix board's process is stopped mid-push (its filesystem is a host folder, so it survives, as a real
+    board's flash survives a power cut); restarted, it loads the old model and takes the next push."""
+    from mpml import virtual
+    from mpml.device.board import Board
+
+    board = runtime_board("unix")
+    old, new = blob(0), blob(6, sizes=(48, 24, 4))
+    push_model(board.name, old, name="ps")
+    b = Board.open(board.name, timeout=10)
+    try:
+        def stop(done, total):
+            if 0 < done < total:
+                virtual.stop(board.name)
+
+        with pytest.raises(BoardError):
+            push_model(b, new, name="ps", chunk=512, compress=False, _after_chunk=stop)
+    finally:
+        b.close()
+    board = virtual.start("unix", name=board.name, watch_pid=__import__("os").getpid())
+    sha_now, content, tmp = look(board, "ps")
+    assert sha_now == sha(old) and content == old[16:32].hex()
+    push_model(board.name, new, name="ps")
+    sha_now, content, tmp = look(board, "ps")
+    assert sha_now == sha(new) and tmp == []
+    rm_model(board.name, "ps")
+
+
 FILL = """\
 import os, mpml.store as st
 b = bytearray(4096)

@@ -193,7 +193,7 @@ class Board:
                 return None, line
             if c in (8, 127):
                 if line:
-                    line.pop()
+                    line = line[:-1]  # MicroPython's bytearray has no pop()
                     tx(b"\x08 \x08")
             elif c >= 32 or c == 9:
                 line.append(c)
@@ -251,7 +251,12 @@ class Board:
     def needs_more(source):
         # Same rule of thumb as mp_repl_continue_with_input: a compound
         # statement or an open bracket asks for more lines.
-        text = bytes(source).decode()
+        try:
+            text = bytes(source).decode()
+        except UnicodeError:
+            # Line noise (the rest of a transfer whose link dropped): let
+            # execute() report it as a board's REPL would, and carry on.
+            return False
         if text.rstrip().endswith(":") or text.rstrip().endswith("\\"):
             return True
         depth = 0
