@@ -57,14 +57,24 @@ def rp2350_image(n: int = 10_000) -> bytes:
     return uf2.build(b"\xef" * 256, 0x10FFFF00, ABSOLUTE) + uf2.build(payload(n), 0x10000000, RP2350)
 
 
-def esp_image(chip_id: int, n: int = 40_000, fill: bool = True, random: bool = False) -> bytes:
-    # magic, 3 segments, flash mode, size/freq, entry; extended header with the chip id at offset 12
-    head = bytearray(struct.pack("<BBBBI", 0xE9, 3, 2, 0x20, 0x40080000)) + bytearray(16)
-    struct.pack_into("<H", head, 12, chip_id)
-    if random:  # incompressible: esptool's stub sends it deflated, in as many blocks as raw
-        import random as rnd
-        return bytes(head) + rnd.Random(n).randbytes(n)
-    return bytes(head) + (payload(n) if fill else bytes(n))
+def esp_image(chip_id: int, n: int = 40_000, random: bool = False) -> bytes:
+    """An ESP firmware image for the chip with that image chip id, written by esptool's own image code."""
+    import random as rnd
+    import tempfile
+
+    from esptool import bin_image
+
+    cls = {0: bin_image.ESP32FirmwareImage, 9: bin_image.ESP32S3FirmwareImage,
+           5: bin_image.ESP32C3FirmwareImage}[chip_id]
+    img = cls()
+    img.entrypoint = 0x40080000
+    # random: incompressible, so esptool's stub sends it deflated in as many blocks as raw
+    data = rnd.Random(n).randbytes(n) if random else payload(n)
+    img.segments = [bin_image.ImageSegment(0x3FFB0000, data)]
+    img.segments[0].name = ".data"
+    with tempfile.TemporaryDirectory() as d:
+        img.save(f"{d}/image.bin")
+        return Path(f"{d}/image.bin").read_bytes()
 
 
 def make_drive(root: Path, name: str, info: str) -> Path:
@@ -290,6 +300,13 @@ def test_wrong_drive_refused_before_copying(tmp_path):
     with pytest.raises(FlashError, match="is an RP2350 board"):
         pick_drive(target_for("pico"), roots=[tmp_path])
     assert sorted(p.name for p in drive.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]
+
+
+def test_several_drives_of_the_chip_need_drive(tmp_path):
+    make_drive(tmp_path, "RPI-RP2", INFO_RP2040)
+    make_drive(tmp_path, "RPI-RP2 1", INFO_RP2040)
+    with pytest.raises(FlashError, match="several RP2040 boards in BOOTSEL mode: choose one with --drive"):
+        pick_drive(target_for("pico"), roots=[tmp_path])
 
 
 def test_image_outside_the_flash_refused(tmp_path):
@@ -547,7 +564,7 @@ def test_esp_image_checks_before_connecting(tmp_path):
     with pytest.raises(FlashError, match="not an ESP32 firmware image"):
         esp.check_image(t, rp_image(), "pico.uf2")
     with pytest.raises(FlashError, match="past the 4 MiB flash"):
-        esp.check_image(t, esp_image(0, 4 << 20, fill=False), "huge.bin")
+        esp.check_image(t, esp_image(0) + bytes(4 << 20), "huge.bin")
     esp.check_image(t, esp_image(0), "ok.bin")
     esp.check_image(target_for("esp32c3"), esp_image(5), "c3.bin")
 
