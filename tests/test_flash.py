@@ -247,9 +247,10 @@ def test_missing_default_image_names_make_firmware(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- RP: BOOTSEL drive
 
-@pytest.mark.parametrize("text, chip", [(INFO_RP2040, "RP2040"), (INFO_RP2350, "RP2350"),
-                                        ("UF2 Bootloader v1.1.3 SFA\nModel: Arduino Zero\nBoard-ID: SAMD21G18A-Zero-v0\n",
-                                         None)])
+INFO_SAMD21 = "UF2 Bootloader v1.1.3 SFA\nModel: Arduino Zero\nBoard-ID: SAMD21G18A-Zero-v0\n"
+
+
+@pytest.mark.parametrize("text, chip", [(INFO_RP2040, "RP2040"), (INFO_RP2350, "RP2350"), (INFO_SAMD21, None)])
 def test_info_uf2_names_the_chip(text, chip):
     info = rp.parse_info_uf2(text)
     assert info["banner"].startswith("UF2 Bootloader")

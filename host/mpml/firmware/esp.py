@@ -212,8 +212,8 @@ def flash_esp(target: FlashTarget, image: Path, port: str, *, erase: bool = Fals
             try:
                 if erase and not esp.IS_STUB and esp.CHIP_NAME == "ESP32":
                     # esptool: the ESP32's ROM loader has no erase command (NotSupportedError)
-                    raise FlashError(f"erasing the whole flash needs esptool's flasher stub, which was not "
-                                     f"loaded: nothing was written. Run without --no-stub, or without --erase")
+                    raise FlashError("erasing the whole flash needs esptool's flasher stub (the ESP32's ROM "
+                                     "loader cannot), and it was not loaded (stub=False): nothing was written")
                 if erase:
                     state["what"] = "erasing"
                     if progress is not None:
