@@ -20,6 +20,8 @@ set(MPML_KERNELS_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/requantize.c
     ${CMAKE_CURRENT_LIST_DIR}/tree.c
     ${CMAKE_CURRENT_LIST_DIR}/requant.c
+    ${CMAKE_CURRENT_LIST_DIR}/features.c
+    ${CMAKE_CURRENT_LIST_DIR}/feature_bands.c
 )
 
 target_sources(usermod_mpml_kernels INTERFACE ${MPML_KERNELS_SOURCES})

@@ -10,7 +10,8 @@ MPML_KERNELS_DIR := $(USERMOD_DIR)
 SRC_USERMOD_C += $(MPML_KERNELS_DIR)/modkernels_builtin.c
 SRC_USERMOD_LIB_C += $(addprefix $(MPML_KERNELS_DIR)/, \
 	dispatch.c mac.c fully_connected.c conv.c depthwise_conv.c \
-	pool.c add.c lut.c softmax.c requantize.c tree.c requant.c)
+	pool.c add.c lut.c softmax.c requantize.c tree.c requant.c \
+	features.c feature_bands.c)
 CFLAGS_USERMOD += -I$(MPML_KERNELS_DIR)
 
 # Ports build for size (-Os); the kernels are the hot loop, built -O2 as

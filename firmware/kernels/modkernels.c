@@ -16,6 +16,7 @@
 #include "py/runtime.h"
 #endif
 #include "mpml_kernels.h"
+#include "mpml_features.h"
 
 // p: array('i') (used in place) or a list/tuple of ints (copied to the stack).
 static const int32_t *get_params(mp_obj_t o, int32_t *tmp, size_t *np) {
@@ -94,6 +95,67 @@ KERNEL(tree_ensemble, MPML_TREE_ENSEMBLE, 5)
 
 #if MICROPY_ENABLE_DYNRUNTIME
 
+// mpml.featurize's kernels (mpml_features.h): fx_raw(p, x, f), fx_stats(p, x, f),
+// fx_bands(p, x, tab, work, f), fx_quant(p, f, slots, sidx, out). Buffers
+// only (p an array('i')), each aligned to its element size: an unaligned
+// halfword or word load faults on a Cortex-M0.
+static void *fx_buf(mp_obj_t o, int log2size, size_t *n, mp_uint_t flags) {
+    mp_buffer_info_t bi;
+    mp_get_buffer_raise(o, &bi, flags);
+    if (((uintptr_t)bi.buf & ((1u << log2size) - 1)) != 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("features: a buffer is not aligned to its element size"));
+    }
+    *n = bi.len >> log2size;  // a shift: no divide on Cortex-M0
+    return bi.buf;
+}
+
+static mp_obj_t fx_done(mpml_err_t err) {
+    if (err) {
+        mp_raise_ValueError((mp_rom_error_text_t)err);
+    }
+    return mp_const_none;
+}
+
+static mp_obj_t fx_raw(mp_obj_t p_in, mp_obj_t x_in, mp_obj_t f_in) {
+    size_t np, nx, nf;
+    const int32_t *p = fx_buf(p_in, 2, &np, MP_BUFFER_READ);
+    const int16_t *x = fx_buf(x_in, 1, &nx, MP_BUFFER_READ);
+    int32_t *f = fx_buf(f_in, 2, &nf, MP_BUFFER_WRITE);
+    return fx_done(mpml_fx_raw(p, np, x, nx, f, nf));
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(fx_raw_obj, fx_raw);
+
+static mp_obj_t fx_stats(mp_obj_t p_in, mp_obj_t x_in, mp_obj_t f_in) {
+    size_t np, nx, nf;
+    const int32_t *p = fx_buf(p_in, 2, &np, MP_BUFFER_READ);
+    const int16_t *x = fx_buf(x_in, 1, &nx, MP_BUFFER_READ);
+    int32_t *f = fx_buf(f_in, 2, &nf, MP_BUFFER_WRITE);
+    return fx_done(mpml_fx_stats(p, np, x, nx, f, nf));
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(fx_stats_obj, fx_stats);
+
+static mp_obj_t fx_bands(size_t n_args, const mp_obj_t *args) {
+    size_t np, nx, nt, nw, nf;
+    const int32_t *p = fx_buf(args[0], 2, &np, MP_BUFFER_READ);
+    const int16_t *x = fx_buf(args[1], 1, &nx, MP_BUFFER_READ);
+    const uint16_t *tab = fx_buf(args[2], 1, &nt, MP_BUFFER_READ);
+    int32_t *work = fx_buf(args[3], 2, &nw, MP_BUFFER_WRITE);
+    int32_t *f = fx_buf(args[4], 2, &nf, MP_BUFFER_WRITE);
+    return fx_done(mpml_fx_bands(p, np, x, nx, tab, nt, work, nw, f, nf));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fx_bands_obj, 5, 5, fx_bands);
+
+static mp_obj_t fx_quant(size_t n_args, const mp_obj_t *args) {
+    size_t np, nf, ns, ni, no;
+    const int32_t *p = fx_buf(args[0], 2, &np, MP_BUFFER_READ);
+    const int32_t *f = fx_buf(args[1], 2, &nf, MP_BUFFER_READ);
+    const int32_t *slots = fx_buf(args[2], 2, &ns, MP_BUFFER_READ);
+    const uint16_t *sidx = fx_buf(args[3], 1, &ni, MP_BUFFER_READ);
+    int8_t *out = fx_buf(args[4], 0, &no, MP_BUFFER_WRITE);
+    return fx_done(mpml_fx_quant(p, np, f, nf, slots, ns, sidx, ni, out, no));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fx_quant_obj, 5, 5, fx_quant);
+
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
     mp_store_global(MP_QSTR_fully_connected, MP_OBJ_FROM_PTR(&fully_connected_obj));
@@ -108,6 +170,10 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_tanh, MP_OBJ_FROM_PTR(&tanh_obj));
     mp_store_global(MP_QSTR_requantize, MP_OBJ_FROM_PTR(&requantize_obj));
     mp_store_global(MP_QSTR_tree_ensemble, MP_OBJ_FROM_PTR(&tree_ensemble_obj));
+    mp_store_global(MP_QSTR_fx_raw, MP_OBJ_FROM_PTR(&fx_raw_obj));
+    mp_store_global(MP_QSTR_fx_stats, MP_OBJ_FROM_PTR(&fx_stats_obj));
+    mp_store_global(MP_QSTR_fx_bands, MP_OBJ_FROM_PTR(&fx_bands_obj));
+    mp_store_global(MP_QSTR_fx_quant, MP_OBJ_FROM_PTR(&fx_quant_obj));
     MP_DYNRUNTIME_INIT_EXIT
 }
 

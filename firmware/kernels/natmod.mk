@@ -3,7 +3,8 @@
 # the sources are found through VPATH and nothing is written to the tree.
 MOD = _native
 SRC = modkernels.c dispatch.c mac.c fully_connected.c conv.c depthwise_conv.c \
-      pool.c add.c lut.c softmax.c requantize.c tree.c requant.c
+      pool.c add.c lut.c softmax.c requantize.c tree.c requant.c \
+      features.c feature_bands.c
 VPATH = $(SRCDIR)
 BUILD = obj
 # No runtime is linked: no memset from loops, no switch-table helpers
