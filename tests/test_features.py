@@ -1,4 +1,4 @@
-"""The feature spec: numpy (vectorised) equals docs/features.md done literally (mpml.features.scalar),
+"""The feature spec: numpy (vectorised) equals docs/features.md done literally (firmware/mpml/featurize.py),
 on random and extreme windows; fit/transform; dict and bytes round trips, through a real blob.
 """
 
@@ -12,9 +12,10 @@ import pytest
 
 from mpml.blob import read_blob, write_blob
 from mpml.data import builtin, split, windows
-from mpml.features import FeatureError, FeatureSpec, scalar
+from mpml.features import FeatureError, FeatureSpec
 from mpml.features import intmath as im
 from mpml.reference.fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_pot
+from mpml.shared import featurize as scalar  # the board's module: docs/features.md literally
 from mpml.testing.graphs import mlp
 
 ALL = {"blocks": [{"raw": {"decimate": 3}}, {"stats": {}},

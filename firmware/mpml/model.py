@@ -227,6 +227,12 @@ class Model:
         self._copy = mod.reshape
         self._f = array("f", [0.0])  # rounds a float to float32
         self._last = None
+        # The blob's feature spec, for predict_window() (docs/features.md).
+        self.featurizer = None
+        if h[F.H_FEATURES]:
+            from mpml.featurize import Featurizer
+            fo = h[F.H_FEATURES]
+            self.featurizer = Featurizer(bmv[fo:fo + h[F.H_FEATURES_SIZE]], backend)
 
     # -- inference ---------------------------------------------------------
 
@@ -398,9 +404,38 @@ class Model:
         for k in range(len(ins)):
             self._quantize(ins[k], xs[k])
         self._exec()
+        return self._results()
+
+    def _results(self):
         ys = [self._dequantize(e, e.view) for e in self.outputs]
         self._last = ys[0] if ys else None
         return ys[0] if len(ys) == 1 else ys
+
+    def _featurize(self, window):
+        fx = self.featurizer
+        if fx is None:
+            raise ValueError("this model has no feature spec: use predict() on its inputs")
+        e = self.inputs[0]
+        if len(self.inputs) != 1 or e.dtype != F.INT8 or e.nbytes != fx.n_features:
+            raise ValueError("the feature spec gives %d int8 features; the model's input %r is %d %s" % (
+                fx.n_features, e.name, e.count, e.dtype_name))
+        fx.compute(window, e.view)  # straight into the input tensor
+
+    def predict_window(self, window):
+        """predict() on one sensor window, through the blob's feature spec (self.featurizer).
+
+        window: array('h') of featurizer.window x featurizer.channels int16
+        samples, interleaved (x[t*C + c]). Returns what predict() returns.
+        """
+        self._featurize(window)
+        self._exec()
+        return self._results()
+
+    def run_window(self, window, outbuf):
+        """run() on one sensor window: features, inference, raw outputs; no allocation."""
+        self._featurize(window)
+        self._exec()
+        self._store_outputs(outbuf)
 
     def top(self, k=1):
         """The k largest values of the last predict()'s first output, as (label, value)."""

@@ -36,3 +36,4 @@ def device_module(name: str) -> ModuleType:
 
 ops = device_module("ops")
 blobfmt = device_module("blobfmt")
+featurize = device_module("featurize")  # the feature spec as the board runs it

@@ -6,8 +6,9 @@
     x8 = spec.transform(windows)         # int8 [n, spec.n_features]; input scale/zp: spec.input_scale/_zero_point
     graph.features = spec.to_bytes()     # the blob's feature section; FeatureSpec.from_bytes() reads it
 
-Every integer step is defined in docs/features.md; `mpml.features.scalar` is
-that document in plain Python, one window at a time, from the spec bytes.
+Every integer step is defined in docs/features.md; the board's module
+`firmware/mpml/featurize.py` (on the host: `mpml.shared.featurize`) is that
+document in plain Python, one window at a time, from the spec bytes.
 """
 
 from mpml.features.spec import (STATS, BandsBlock, FeatureError, FeatureSpec, RawBlock, StatsBlock)

@@ -58,6 +58,9 @@ MAX_FFT = 1024
 # Largest real multiplier fit() gives a feature (std below 8/256 units saturate anyway):
 # keeps MultiplyByQuantizedMultiplier's left shift <= 9, so (f - offset) << 9 fits int32.
 MAX_MULTIPLIER = 256.0
+# A twiddle (wr, wi) above magnitude 1 (plus a Q15 table's rounding) would let
+# the FFT's values outgrow int32 on the board: from_bytes refuses it.
+MAX_TWIDDLE_SQ = (1 << 30) + (1 << 16)
 
 
 def _pad4(n: int) -> int:
@@ -645,6 +648,11 @@ class FeatureSpec:
                     p += _pad4(p - pos)
                     if win.max(initial=0) > im.WINDOW_ONE:
                         raise FeatureError(f"feature spec: block {k}: window coefficient above 32768")
+                    mag = (tw.astype(np.int64) ** 2).sum(axis=1)
+                    if mag.max(initial=0) > MAX_TWIDDLE_SQ:
+                        i = int(np.argmax(mag))
+                        raise FeatureError(f"feature spec: block {k}: twiddle {i} {tuple(map(int, tw[i]))} has a "
+                                           "magnitude above 1")
                     blk = BandsBlock(chans, n, [tuple(map(int, b)) for b in bands],
                                      "hann" if bflags & BANDS_HANN else "rect",
                                      bool(bflags & BANDS_REMOVE_MEAN), win, tw)
