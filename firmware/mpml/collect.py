@@ -201,7 +201,7 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
     _active = sampler
     try:
         sampler.start()
-        nxt = sampler.count
+        nxt = 0  # Sampler indices count from its start
         # `seconds` is a span of sample indices: samples the board dropped in it count.
         end = None if limit is None else nxt + limit
         while True:

@@ -359,6 +359,10 @@ def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], 
                     else:
                         st.end = obj
                         _status(result, obj.get("stats") or {})
+                        # What the board dropped inside the stream (its sampler keeps counting until it
+                        # is stopped, after the last sample sent).
+                        if "gaps" in obj:
+                            result.dropped = int(obj["gaps"])
                         result.end = obj.get("reason", "?")
                         if obj.get("error"):
                             result.error = obj["error"]
