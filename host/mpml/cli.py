@@ -512,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DEVICE_COMMANDS: tuple[str, ...] = ("mpml.device.commands.setup", "mpml.device.commands.models", "mpml.device.commands.run",
-                                    "mpml.device.commands.flash", "mpml.device.commands.collect")
+                                    "mpml.device.commands.live", "mpml.device.commands.flash",
+                                    "mpml.device.commands.collect")
 
 
 def main(argv: list[str] | None = None) -> int:
