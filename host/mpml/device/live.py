@@ -99,11 +99,22 @@ def classify_live(board, model: str, source: str | SourceSpec, *, hop: int | Non
                   on_result: Callable[[LiveResult], None] | None = None, idle_timeout: float = 60.0) -> LiveRun:
     """Run the live classifier on the board until the source ends, `windows` or `seconds`; returns what it said.
 
-    `model` names a model on the board (NAME or /models/NAME.mpml, put there
+    `board`: a Board, a Connection or a --port value. `model` names a model on the board (NAME or /models/NAME.mpml, put there
     by push-model); `source` a --source description (mpml.device.sources) or
     a parsed one. A replay file given locally is copied to the board first.
     Ctrl-C on the host stops the board's loop and returns what came so far.
     """
+    if isinstance(board, str):  # a --port value: open it for this run
+        from mpml.device.board import Board, require_runtime
+
+        b = Board.open(board, timeout=30)
+        try:
+            require_runtime(b)
+            return classify_live(b, model, source, hop=hop, smooth=smooth, threshold=threshold, sleep_ms=sleep_ms,
+                                 windows=windows, seconds=seconds, backend=backend, on_result=on_result,
+                                 idle_timeout=idle_timeout)
+        finally:
+            b.close()
     from mpml.device.transfer import write_files
 
     conn: Connection = board.conn if hasattr(board, "conn") else board
