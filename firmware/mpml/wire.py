@@ -38,8 +38,13 @@ def recv(sink, limit=4608):
 
     Returns the bytes passed. `limit` is the largest block accepted (the
     receive buffer, allocated once)."""
+    import gc
+
     s = getattr(sys.stdin, "buffer", sys.stdin)
     out = sys.stdout
+    # The buffer and each block's copies need a few KiB in one piece: on a
+    # small heap left fragmented by earlier work, collect first.
+    gc.collect()
     buf = bytearray(limit)
     mv = memoryview(buf)
     hb = bytearray(1)
