@@ -165,3 +165,317 @@ finally:
 print(s.count)
 """)
     assert int(out) > 100
+
+
+# -- sensor drivers against simulated parts ------------------------------------------------------
+
+SIM_PARTS = '''
+# Register-level stand-ins for parts that cannot be attached here: the closest
+# thing to an MPU6050/MPU6886 or an ADXL345 on an I2C bus. They follow the
+# datasheets' registers (WHO_AM_I/DEVID, FIFO count/status, FIFO read
+# register, overflow flags) and allocate nothing on reads, so the drivers can
+# run under heap_lock. produce(n) is the part sampling n times.
+def _val(k, c):
+    return (k * 37 + c * 5000) % 60000 - 30000
+class SimI2C:
+    # machine.I2C's memory API; an address nobody answers raises OSError(ENODEV)
+    # as esp32/stm32 do for a NACK.
+    def __init__(self, *parts):
+        self.parts = {}
+        for p in parts:
+            self.parts[p.address] = p
+    def _part(self, addr):
+        p = self.parts.get(addr)
+        if p is None:
+            raise OSError(19)
+        return p
+    def readfrom_mem_into(self, addr, reg, buf):
+        self._part(addr).read(reg, buf)
+    def readfrom_mem(self, addr, reg, n):
+        b = bytearray(n)
+        self._part(addr).read(reg, b)
+        return b
+    def writeto_mem(self, addr, reg, buf):
+        self._part(addr).write(reg, buf)
+    def __repr__(self):
+        return 'I2C(0, scl=22, sda=21, freq=400000)'
+class SimMPU:
+    def __init__(self, who=0x68, address=0x68):
+        self.address = address
+        self.who = who
+        self.regs = bytearray(128)
+        self.ring = bytearray(1024)
+        self.head = self.tail = self.count = 0
+        self.k = 0
+        self.bursts = 0
+        self.reset()
+    def reset(self):
+        for i in range(128):
+            self.regs[i] = 0
+        self.regs[0x75] = self.who
+        self.regs[0x6B] = 0x40
+        self.head = self.tail = self.count = 0
+    def _push(self, b):
+        if self.count == 1024:  # FIFO_MODE 0: the oldest byte goes
+            self.tail = (self.tail + 1) % 1024
+            self.count -= 1
+            self.regs[0x3A] |= 0x10
+        self.ring[self.head] = b & 0xFF
+        self.head = (self.head + 1) % 1024
+        self.count += 1
+    def produce(self, n):
+        for _ in range(n):
+            k = self.k
+            self.k += 1
+            vals = [_val(k, c) for c in range(6)]
+            r = self.regs
+            for c in range(3):  # output registers: accel, temp, gyro
+                r[0x3B + 2 * c] = (vals[c] >> 8) & 0xFF
+                r[0x3C + 2 * c] = vals[c] & 0xFF
+                r[0x43 + 2 * c] = (vals[3 + c] >> 8) & 0xFF
+                r[0x44 + 2 * c] = vals[3 + c] & 0xFF
+            if not (r[0x6A] & 0x40):
+                continue
+            en = r[0x23]
+            if en & 0x08:
+                for c in range(3):
+                    self._push(vals[c] >> 8)
+                    self._push(vals[c])
+            if en & 0x80 or (self.who == 0x19 and en & 0x18):
+                self._push(0x12)
+                self._push(0x34)
+            for c in range(3):
+                if en & (0x40 >> c):
+                    self._push(vals[3 + c] >> 8)
+                    self._push(vals[3 + c])
+    def read(self, reg, buf):
+        n = len(buf)
+        if reg == 0x74:
+            self.bursts += 1
+            for i in range(n):
+                if self.count:
+                    buf[i] = self.ring[self.tail]
+                    self.tail = (self.tail + 1) % 1024
+                    self.count -= 1
+                else:
+                    buf[i] = 0
+        elif reg == 0x72:
+            buf[0] = self.count >> 8
+            buf[1] = self.count & 0xFF
+        else:
+            for i in range(n):
+                buf[i] = self.regs[reg + i]
+            if reg <= 0x3A < reg + n:
+                self.regs[0x3A] &= ~0x10  # INT_STATUS clears on read
+    def write(self, reg, buf):
+        for i in range(len(buf)):
+            r = reg + i
+            b = buf[i]
+            if r == 0x6B and b & 0x80:
+                self.reset()
+                continue
+            if r == 0x6A and b & 0x04:
+                self.head = self.tail = self.count = 0
+                b &= ~0x04
+            self.regs[r] = b
+class SimADXL:
+    # 32 FIFO entries plus the output registers: up to 33 samples waiting;
+    # stream mode keeps the newest.
+    def __init__(self, address=0x53):
+        self.address = address
+        self.regs = bytearray(128)
+        self.regs[0] = 0xE5
+        self.q = bytearray(33 * 6)
+        self.head = self.n = 0
+        self.k = 0
+        self.reads = 0
+    def produce(self, n):
+        for _ in range(n):
+            k = self.k
+            self.k += 1
+            if not (self.regs[0x2D] & 0x08):
+                continue
+            if self.regs[0x38] >> 6 == 0:  # bypass: output registers only
+                self.head = self.n = 0
+            if self.n == 33:
+                self.head = (self.head + 1) % 33
+                self.n -= 1
+            at = (self.head + self.n) % 33 * 6
+            for c in range(3):
+                v = _val(k, c)
+                self.q[at + 2 * c] = v & 0xFF
+                self.q[at + 2 * c + 1] = (v >> 8) & 0xFF
+            self.n += 1
+    def read(self, reg, buf):
+        if reg == 0x32:
+            self.reads += 1
+            at = self.head * 6
+            for i in range(len(buf)):
+                buf[i] = self.q[at + i]
+            if self.n:
+                self.head = (self.head + 1) % 33
+                self.n -= 1
+        elif reg == 0x39:
+            buf[0] = self.n
+        else:
+            for i in range(len(buf)):
+                buf[i] = self.regs[reg + i]
+    def write(self, reg, buf):
+        for i in range(len(buf)):
+            self.regs[reg + i] = buf[i]
+from array import array
+def _locked(src, b, n):
+    # n samples with the heap locked (in a function: a new global would allocate)
+    micropython.heap_lock()
+    try:
+        for _ in range(n):
+            src.read_into(b, 0)
+    finally:
+        micropython.heap_unlock()
+def _rows(src, n):
+    b = array('h', bytes(2 * src.channels))
+    out = []
+    for _ in range(n):
+        src.read_into(b, 0)
+        out.append(list(b))
+    return out
+def _want(first, n, C):
+    return [[_val(k, c) for c in range(C)] for k in range(first, first + n)]
+'''
+
+
+@pytest.fixture(scope="module")
+def sim(unix):
+    unix.exec(SIM_PARTS)
+    return unix
+
+
+def test_mpu6050_reads_its_fifo_in_bursts(sim):
+    out = sim.exec("""
+from mpml.mpu6050 import MPU6050
+p = SimMPU()
+imu = MPU6050(SimI2C(p), rate_hz=100, accel_range_g=8, gyro_range_dps=1000, block=16)
+regs = (p.regs[0x19], p.regs[0x1A], p.regs[0x1B], p.regs[0x1C], p.regs[0x23], p.regs[0x6A], p.regs[0x6B])
+p.produce(40)
+got = _rows(imu, 40)
+bursts = p.bursts
+again = _rows(imu, 1)
+print(repr((regs, imu.rate_hz, imu.names, imu.scale[0], imu.scale[3], got == _want(0, 40, 6), bursts,
+            again == _want(39, 1, 6), imu.repeats)))
+""")
+    regs, rate, names, ascale, gscale, same, bursts, again, repeats = eval(out)
+    # SMPLRT_DIV 9 (1 kHz / 10), DLPF on, +-1000 dps, +-8 g, FIFO: accel + 3 gyros, FIFO on, awake on PLL
+    assert regs == (9, 1, 2 << 3, 2 << 3, 0x78, 0x40, 0x01)
+    assert rate == 100 and names == ["ax", "ay", "az", "gx", "gy", "gz"]
+    assert ascale == 8 / 32768 and gscale == 1000 / 32768
+    assert same, "the samples are the part's, in order"
+    assert bursts == 3, "40 samples in blocks of 16: three FIFO bursts"
+    assert again and repeats == 1, "no new sample: the last one again, counted"
+
+
+def test_mpu6886_packets_carry_the_temperature(sim):
+    out = sim.exec("""
+p = SimMPU(who=0x19)
+imu = MPU6050(SimI2C(p), rate_hz=200)
+p.produce(20)
+a = _rows(imu, 20) == _want(0, 20, 6)
+p2 = SimMPU(who=0x19)
+acc = MPU6050(SimI2C(p2), rate_hz=200, gyro=False)
+p2.produce(10)
+print(repr((imu.part, imu.rate_hz, a, acc.channels, _rows(acc, 10) == _want(0, 10, 3))))
+""")
+    assert eval(out) == ("MPU6886", 200, True, 3, True)
+
+
+def test_mpu6050_fifo_overflow_is_counted_and_recovered(sim):
+    out = sim.exec("""
+p = SimMPU()
+imu = MPU6050(SimI2C(p), rate_hz=1000)
+p.produce(200)          # 2400 bytes into a 1024-byte FIFO
+first = _rows(imu, 1)   # sees the overflow, resets the FIFO
+p.produce(5)
+print(repr((imu.overflows, _rows(imu, 5) == _want(200, 5, 6))))
+""")
+    assert eval(out) == (1, True)
+
+
+def test_mpu6050_allocates_nothing_per_sample(sim):
+    out = sim.exec("""
+p = SimMPU()
+imu = MPU6050(SimI2C(p), rate_hz=1000, block=16)
+b = array('h', bytes(12))
+p.produce(60)
+_locked(imu, b, 60)
+print(list(b) == _want(59, 1, 6)[0])
+""")
+    assert out.strip() == "True"
+
+
+def test_adxl345_fifo_bursts_and_overflow(sim):
+    out = sim.exec("""
+from mpml.adxl345 import ADXL345
+p = SimADXL()
+acc = ADXL345(SimI2C(p), rate_hz=400, range_g=4)
+regs = (p.regs[0x2C], p.regs[0x2D], p.regs[0x31], p.regs[0x38])
+p.produce(10)
+a = _rows(acc, 10) == _want(0, 10, 3)
+reads = p.reads
+p.produce(50)           # more than the FIFO holds: stream mode keeps the newest 33
+b = _rows(acc, 33) == _want(27, 33, 3)
+b1 = array('h', bytes(6))
+p.produce(8)
+_locked(acc, b1, 8)
+print(repr((regs, a, reads, b, acc.overflows, list(b1) == _want(67, 1, 3)[0], acc.scale[0])))
+""")
+    regs, a, reads, b, overflows, last, scale = eval(out)
+    assert regs == (0xC, 0x08, 0x08 | 1, 0x80)  # 400 Hz, measuring, full-res +-4 g, stream FIFO
+    assert a and reads == 10, "one burst: a 6-byte read per waiting entry"
+    assert b and overflows == 1
+    assert last and scale == 1 / 256
+
+
+def test_a_part_not_answering_names_bus_address_and_pins(sim):
+    out = sim.exec("""
+from mpml.adxl345 import ADXL345
+from mpml import sources
+for make in (lambda: MPU6050(SimI2C()),
+             lambda: sources.imu('adxl345', SimI2C(), bus='0 (sda=4, scl=5, 400000 Hz)'),
+             lambda: MPU6050(SimI2C(SimADXL(address=0x68)))):
+    try:
+        make()
+        print('no error')
+    except OSError as e:
+        print(e.args[0], e.args[1])
+""")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("19 MPU6050 not answering on I2C I2C(0, scl=22, sda=21, freq=400000) "
+                               "at address 0x68 (ENODEV): check its wiring")
+    assert lines[1].startswith("19 ADXL345 not answering on I2C 0 (sda=4, scl=5, 400000 Hz) at address 0x53 (ENODEV)")
+    assert "address 0x68 answered WHO_AM_I=0x00: not an MPU6050" in lines[2]
+
+
+def test_from_config_opens_the_named_sensor(sim):
+    out = sim.exec("""
+import json
+from mpml import sources
+cfg = {'board': 'test', 'sensors': [
+    {'name': 'imu', 'type': 'mpu6050', 'i2c': 0, 'sda': 21, 'scl': 22},
+    {'name': 'walk', 'type': 'replay', 'path': '/rec.i16', 'channels': 3, 'rate_hz': 50, 'loop': True}]}
+with open('/board-test.json', 'w') as f:
+    json.dump(cfg, f)
+r = sources.from_config('walk', path='/board-test.json')
+row = _rows(r, 2)
+try:
+    sources.from_config('mic', path='/board-test.json')
+except ValueError as e:
+    print(e)
+try:
+    sources.from_config(path='/nothing.json')
+except OSError as e:
+    print(e.args[1])
+print(repr((r.channels, r.rate_hz, r.loop, row)))
+""")
+    lines = out.strip().splitlines()
+    assert lines[0] == "no sensor 'mic' in /board-test.json; it has: imu, walk"
+    assert lines[1].startswith("/nothing.json missing: write it with `mpml install --board <board>`")
+    assert eval(lines[2]) == (3, 50, True, [[0, 1, 2], [3, 4, 5]])
