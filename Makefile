@@ -28,10 +28,14 @@ $(STAMPS)/venv: host/pyproject.toml | system-packages
 	@mkdir -p $(STAMPS) && touch $@
 
 # MicroPython's own make is incremental, so this is cheap when nothing changed.
+# With BOARD (RPI_PICO, RPI_PICO2, ESP32_GENERIC, ... or a board file's name):
+# that board's firmware image, mpml inside, in build/images/BOARD (docs/firmware.md).
 firmware: venv
 	@src=$$(tools/setup/micropython-source.sh $(BUILD)) && \
 	$(PY) tools/setup/build_firmware.py "$$src" $(BUILD)
 	@$(PY) tools/setup/build_kernels.py $(BUILD) $(PY)
+	@if [ -n "$(BOARD)" ]; then src=$$(tools/setup/micropython-source.sh $(BUILD)) && \
+	  $(PY) tools/setup/build_image.py "$$src" $(BUILD) $(BOARD); fi
 
 demo: setup
 	@$(PY) tools/demo.py

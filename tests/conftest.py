@@ -25,7 +25,10 @@ os.environ.setdefault("MPML_RUN_DIR", tempfile.mkdtemp(prefix="mpml-test-boards-
 from mpml import virtual  # noqa: E402
 from mpml.device import Connection  # noqa: E402
 
-BOARD_KINDS = sorted(virtual.specs())
+ALL_KINDS = sorted(virtual.specs())
+# The `board` fixture's kinds. A board file with `generic_tests = false` (m0k:
+# an m0 with mpml built into its firmware) runs only the tests that name it.
+BOARD_KINDS = [k for k in ALL_KINDS if virtual.spec(k).raw.get("generic_tests", True)]
 _started: dict[str, virtual.VirtualBoard] = {}
 _problems: dict[str, str] = {}
 _any_failed = False
@@ -102,7 +105,7 @@ def pytest_unconfigure(config):
 def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("virtual boards")
-    for kind in BOARD_KINDS:
+    for kind in ALL_KINDS:
         spec = virtual.spec(kind)
         status = spec.build_status()
         if status and not status.get("ok"):
@@ -123,7 +126,8 @@ def pytest_terminal_summary(terminalreporter):
 # -- the mpml device runtime installed on a board (test_device_runtime, test_fuzz, test_tflm_on_boards) --
 
 # The boards the engine's bit-exact tests run on: x64, a Cortex-M0 and a Cortex-M3.
-RUNTIME_BOARDS = ("unix", "m0", "m3")
+# m0k: the Cortex-M0 with the kernels compiled in and mpml frozen (nothing installed).
+RUNTIME_BOARDS = ("unix", "m0", "m3", "m0k")
 
 _runtimes: dict[str, tuple[virtual.VirtualBoard, int]] = {}
 
@@ -132,11 +136,14 @@ def runtime_board(kind: str) -> virtual.VirtualBoard:
     """The session's board of `kind` with mpml's device package (and natmod, if built) in /lib/mpml.
 
     Installed once per session, again after the board crashed (a qemu
-    board's RAM disk may not survive the reboot).
+    board's RAM disk may not survive the reboot). A board whose firmware has
+    mpml built in (`builtin_mpml = true`: m0k) gets nothing installed.
     """
     from mpml.device.package import install
 
     board = start_board(kind)
+    if virtual.spec(kind).raw.get("builtin_mpml"):
+        return board
     crashes = board.refresh().state.get("crashes")
     if _runtimes.get(kind) != (board, crashes):
         with Connection(board.port, timeout=60) as c:
@@ -146,9 +153,11 @@ def runtime_board(kind: str) -> virtual.VirtualBoard:
 
 
 def backends_for(board: virtual.VirtualBoard) -> list[str]:
-    """Kernel backends to check on a board: native when its natmod is built, and viper."""
+    """Kernel backends to check on a board: native when its natmod is built (or compiled in), and viper."""
     from mpml.device.package import native_module
 
+    if virtual.spec(board.kind).raw.get("builtin_mpml"):
+        return ["native", "viper"]
     return (["native"] if native_module(board.arch) else []) + ["viper"]
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Build mpy-cross and the MicroPython firmware of every virtual board.
 
-usage: build_firmware.py MICROPY_SRC BUILD_DIR
+usage: build_firmware.py MICROPY_SRC BUILD_DIR [KIND ...]
+
+With KINDs (e.g. m0k), only those boards are built and their entries of
+status.json replaced; the others' are kept.
 
 Each board in boards/virtual/*.toml says how it is built ([build]). Outputs go
 to BUILD_DIR/firmware/<firmware>/, never into the MicroPython tree's own build
@@ -79,6 +82,23 @@ def stripped_libgcc(cflags: list[str], out: Path) -> Path:
     return dest
 
 
+def user_c_modules(build: dict, out: Path) -> Path:
+    """The one folder USER_C_MODULES names: the qemu boards' module, plus the
+    board's `user_c_modules` (e.g. firmware/kernels) linked beside it."""
+    qemu_dir = VIRTUAL_FW / "qemu"
+    extra = build.get("user_c_modules", [])
+    if not extra:
+        return qemu_dir
+    mods = out / "usermods"
+    shutil.rmtree(mods, ignore_errors=True)
+    mods.mkdir(parents=True)
+    for folder in [qemu_dir / "vboard", *(REPO / e for e in extra)]:
+        if not (folder / "micropython.mk").is_file():
+            raise ValueError(f"{folder} has no micropython.mk")
+        (mods / folder.name).symlink_to(folder)
+    return mods
+
+
 def board_make_args(spec: dict, src: Path, out: Path, mpy_cross: Path, lib_stub: Path) -> list[str]:
     build = spec["build"]
     port = build["port"]
@@ -100,10 +120,14 @@ def board_make_args(spec: dict, src: Path, out: Path, mpy_cross: Path, lib_stub:
         cflags.append(f"-DVBOARD_RAMDISK_ADDR={spec['virtual']['ramdisk_addr']}")
     args += [f"BOARD={build['board']}",
              f"MPY_LIB_DIR={lib_stub}",
-             f"FROZEN_MANIFEST={qemu_dir / 'manifest.py'}",
-             f"USER_C_MODULES={qemu_dir}",
+             f"FROZEN_MANIFEST={REPO / build.get('frozen_manifest', qemu_dir / 'manifest.py')}",
+             f"USER_C_MODULES={user_c_modules(build, out)}",
              "MICROPY_VFS_LFS2=1",
              "CFLAGS_EXTRA=" + " ".join(cflags)]
+    if "frozen_manifest" in build:
+        # MicroPython's makemanifest, then the word alignment that frozen
+        # ARMv6-M viper code needs (firmware/images/frozen_align.py says why).
+        args.append(f"MAKE_MANIFEST={sys.executable} {REPO / 'firmware' / 'images' / 'makemanifest.py'}")
     if "libgcc_cflags" in build:
         args.append(f"LIBS={stripped_libgcc(build['libgcc_cflags'], out)}")
     args += [f"{k}={v}" for k, v in build.get("make_vars", {}).items()]
@@ -120,7 +144,13 @@ def main() -> int:
     fw_root.mkdir(parents=True, exist_ok=True)
     # Which MicroPython tree these builds come from (natmod builds need it too).
     (fw_root / "micropython-src.txt").write_text(f"{src}\n")
+    only = set(sys.argv[3:])
     status: dict[str, dict] = {}
+    if only:
+        try:
+            status = json.loads((fw_root / "status.json").read_text())
+        except (OSError, ValueError):
+            pass
 
     # mpy-cross first and on its own: it is needed to freeze code, and its link
     # fails when a port's FROZEN_MANIFEST is on its command line.
@@ -145,6 +175,8 @@ def main() -> int:
     for toml in sorted((REPO / "boards" / "virtual").glob("*.toml")):
         spec = tomllib.loads(toml.read_text())
         name = spec["name"]
+        if only and name not in only:
+            continue
         out = fw_root / spec["virtual"]["firmware"]
         config = {"src": str(src), "build": spec["build"], "virtual": spec["virtual"]}
         fresh_dir(out, config)
@@ -170,7 +202,8 @@ def main() -> int:
         status[name] = entry
 
     (fw_root / "status.json").write_text(json.dumps(status, indent=2) + "\n")
-    summary = ", ".join(f"{n}: {'ok' if e['ok'] else 'FAILED'}" for n, e in status.items())
+    summary = ", ".join(f"{n}: {'ok' if e['ok'] else 'FAILED'}" for n, e in status.items()
+                        if not only or n in only)
     print(f"mpml setup: firmware {summary} ({time.monotonic() - t0:.0f} s)")
     if failed_required:
         print(f"mpml setup: required boards failed to build: {', '.join(failed_required)}", file=sys.stderr)
