@@ -10,6 +10,9 @@ PACKAGES=(
     gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
     qemu-system-arm qemu-system-misc
     dpkg-dev xz-utils
+    # firmware images (make firmware BOARD=RPI_PICO): the rp2 port is built with
+    # CMake, and pico-sdk compiles a little C++ (picotool, operator new/delete)
+    cmake g++ libstdc++-arm-none-eabi-newlib
 )
 # Extra names to require (the tests use this to check the not-root message).
 PACKAGES+=(${MPML_EXTRA_APT_PACKAGES:-})

@@ -286,26 +286,26 @@ def build_rp2(src: Path, build: Path, board: str, table: dict) -> Path:
         lib_dir = build / "firmware" / "micropython-lib-none"
         lib_dir.mkdir(parents=True, exist_ok=True)
         (lib_dir / "README.md").write_text("Empty: no micropython-lib in Debian's MicroPython source.\n")
-    config = {"src": str(src), "board": board, "variant": table.get("variant", ""),
-              "manifest": table["manifest"], "deps": {k: deps[k] for k in (*RP2_DEBS, *RP2_SOURCES)}}
-    fresh_dir(cmake_dir, config)
+    args = ["cmake", "-S", src / "ports" / "rp2", "-B", cmake_dir,
+            f"-DMICROPY_BOARD={board}",
+            f"-DPICO_SDK_PATH_OVERRIDE={deps['sdk']}",
+            # the kernels, and the word alignment frozen ARMv6-M viper code needs
+            # (firmware/images/frozen_align.py says why)
+            f"-DUSER_C_MODULES={REPO / 'firmware' / 'kernels' / 'micropython.cmake'};"
+            f"{REPO / 'firmware' / 'images' / 'frozen_align.cmake'}",
+            f"-DMICROPY_FROZEN_MANIFEST={REPO / table['manifest']}",
+            f"-DMICROPY_LIB_DIR={lib_dir}",
+            f"-Dpicotool_DIR={deps['picotool_dir']}",
+            "-DPICO_BUILD_DOCS=0"]
+    if table.get("variant"):
+        args.append(f"-DMICROPY_BOARD_VARIANT={table['variant']}")
+    # CMake caches what it was configured with: another configuration starts afresh.
+    fresh_dir(cmake_dir, {"cmake": [str(a) for a in args],
+                          "deps": {k: deps[k] for k in (*RP2_DEBS, *RP2_SOURCES)}})
     log = out / "build.log"
     log.write_text("")
     env = dict(os.environ, MICROPY_MPYCROSS=str(mpy_cross), GIT_CEILING_DIRECTORIES=str(src.parent))
     if not (cmake_dir / "Makefile").exists():
-        args = ["cmake", "-S", src / "ports" / "rp2", "-B", cmake_dir,
-                f"-DMICROPY_BOARD={board}",
-                f"-DPICO_SDK_PATH_OVERRIDE={deps['sdk']}",
-                # the kernels, and the word alignment frozen ARMv6-M viper code needs
-                # (firmware/images/frozen_align.py says why)
-                f"-DUSER_C_MODULES={REPO / 'firmware' / 'kernels' / 'micropython.cmake'};"
-                f"{REPO / 'firmware' / 'images' / 'frozen_align.cmake'}",
-                f"-DMICROPY_FROZEN_MANIFEST={REPO / table['manifest']}",
-                f"-DMICROPY_LIB_DIR={lib_dir}",
-                f"-Dpicotool_DIR={deps['picotool_dir']}",
-                "-DPICO_BUILD_DOCS=0"]
-        if table.get("variant"):
-            args.append(f"-DMICROPY_BOARD_VARIANT={table['variant']}")
         run(args, log, env=env)
     run(["make", f"-j{JOBS}", "-C", cmake_dir], log, env=env)
     for name, dest in (("firmware.uf2", "firmware.uf2"), ("firmware.elf", "firmware.elf"),
