@@ -240,13 +240,15 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
                 n, first = sampler.read(last)
             if n == 0:
                 continue
+            if first > nxt:
+                # The sampler's ring overflowed: these samples are gone (the host sees the jump).
+                gaps += (first if end is None or first < end else end) - nxt
             if end is not None and first + n > end:
                 n = end - first
                 if n <= 0:
+                    nxt = end
                     reason = "seconds"
                     break
-            if first > nxt:
-                gaps += first - nxt
             pending = True
             seq = w.seq
             w.data(first, n, seq == _corrupt)
@@ -258,7 +260,7 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
                 st = _stats(sampler)
                 st["sent"] = sent
                 w.json(K_STATUS, sent, st)
-        return _end(w, sampler, reason, sent, gaps, None)
+        return _end(w, sampler, reason, sent, gaps, None, nxt)
     except KeyboardInterrupt:
         if pending:
             # Interrupted around the frame's write: send it again, whole. The
@@ -267,13 +269,13 @@ def stream(sampler, seconds=None, source=None, frame_samples=None, status_s=1.0,
             if w.seq == seq:
                 w.seq += 1
             sent += n
-        return _end(w, sampler, "interrupted", sent, gaps, None)
+        return _end(w, sampler, "interrupted", sent, gaps, None, nxt)
     except Exception as e:
-        _end(w, sampler, "error", sent, gaps, repr(e))
+        _end(w, sampler, "error", sent, gaps, repr(e), nxt)
         raise
 
 
-def _end(w, sampler, reason, sent, gaps, error):
+def _end(w, sampler, reason, sent, gaps, error, nxt):
     # Stop the sampler and send the end frame, even through more Ctrl-Cs (a
     # host that opens the board sends two).
     global _active
@@ -288,7 +290,7 @@ def _end(w, sampler, reason, sent, gaps, error):
                 error = "stop: " + repr(e)
             break
     _active = None
-    d = {"reason": reason, "sent": sent, "gaps": gaps}
+    d = {"reason": reason, "sent": sent, "gaps": gaps, "next": nxt}
     if error is not None:
         d["error"] = error
     for _ in range(3):

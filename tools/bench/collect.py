@@ -84,13 +84,14 @@ def trial(board, src: Path, rate: int, seconds: float, ch: int, d: Path):
     except CollectError as e:
         if "more than this board can sustain" in str(e):
             return "refused", str(e).split("at most ")[-1].split(" ")[0], None
-        raise
+        return "failed", str(e), None
     rec = load_dataset(out).recordings
     whole = np.concatenate([recording(src.stat().st_size // (2 * ch), ch)] * 64)
     exact = len(rec) == 1 and np.array_equal(rec[0].samples, whole[:rec[0].n_samples])
     if r.ok and exact and r.samples == int(seconds * rate + 0.5):
         return "pass", "", r
-    return "loss", f"{r.lost} lost, {r.dropped} dropped, {r.crc_errors} CRC", r
+    return "loss", (f"{r.samples} samples, {r.lost} lost, {r.dropped} dropped, {r.crc_errors} CRC, end {r.end}"
+                    f"{', ' + r.error if r.error else ''}{'' if exact else ', not the recording'}"), r
 
 
 def stream_only(board, ch: int, d: Path):

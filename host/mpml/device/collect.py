@@ -234,7 +234,7 @@ class _State:
     header: dict | None = None
     channels: int | None = None
     next_seq: int = 0
-    next_index: int | None = None
+    next_index: int = 0  # the sampler's indices start at 0 with the stream
     clean: bool = True   # between good frames (not resynchronising after a bad one)
     end: dict | None = None
     status: dict = field(default_factory=dict)
@@ -336,6 +336,7 @@ def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], 
                     if seq < st.next_seq:
                         result.repeats += 1
                         continue
+                    in_step = seq == st.next_seq  # no frame lost before this one
                     st.next_seq = seq + 1
                     if k == "H":
                         st.header = obj
@@ -363,6 +364,11 @@ def receive(conn: Connection, code: str, sink_factory: Callable[[dict], _Sink], 
                         # is stopped, after the last sample sent).
                         if "gaps" in obj:
                             result.dropped = int(obj["gaps"])
+                        # Samples dropped after the last data frame show only here.
+                        tail = int(obj.get("next") or 0) - st.next_index
+                        if tail > 0:
+                            result.gaps.append(Gap(st.next_index, tail, "board" if in_step else "link"))
+                            st.next_index += tail
                         result.end = obj.get("reason", "?")
                         if obj.get("error"):
                             result.error = obj["error"]
@@ -511,7 +517,7 @@ def _data(st: _State, result: CollectResult, sink, sink_factory, seq: int, first
         # The header frame was lost: go on with what the data frames say.
         sink[0] = sink_factory({"channels": ch})
     skip = 0
-    if st.next_index is not None and first < st.next_index:
+    if first < st.next_index:
         # Sent again (the board resends a frame a Ctrl-C may have cut): keep only what is new.
         skip = min(n, st.next_index - first)
         if skip == n:
@@ -519,7 +525,7 @@ def _data(st: _State, result: CollectResult, sink, sink_factory, seq: int, first
             st.next_seq = max(st.next_seq, seq + 1)
             return
     split = False
-    if st.next_index is not None and first > st.next_index:
+    if first > st.next_index:
         cause = "board" if seq == st.next_seq else "link"
         result.gaps.append(Gap(st.next_index, first - st.next_index, cause))
         split = True
@@ -535,7 +541,9 @@ def _data(st: _State, result: CollectResult, sink, sink_factory, seq: int, first
 
 _PROBE = """\
 import sys, os
-_r = {'buffer': hasattr(sys.stdout, 'buffer')}
+import gc
+gc.collect()
+_r = {'buffer': hasattr(sys.stdout, 'buffer'), 'heap': gc.mem_free()}
 try:
     import mpml.collect, mpml.sampler, mpml.sources
     _r['collect'] = True
@@ -576,17 +584,21 @@ finally:
 """
 
 
-def ring_for(rate: float | None, channels: int | None) -> int:
-    """The sampler's ring for collecting: half a second of samples, at least 512, at most 16 KiB of them."""
-    n = max(512, int((rate or 0) * 0.5))
-    return max(512, min(n, 16384 // (2 * channels))) if channels else n
+def ring_for(rate: float | None, channels: int | None, free_heap: int | None = None) -> int:
+    """The sampler's ring for collecting: a second of samples (the longest stall of the board's loop
+    it absorbs: a qemu board on a loaded host stalls for hundreds of ms), at least 256, in at most an
+    eighth of the board's free heap (the m3 board could not allocate 12 KB at once)."""
+    n = max(256, int(rate or 0))
+    if channels and free_heap:
+        n = min(n, free_heap // 8 // (2 * channels))
+    return max(256, n)
 
 
 def board_code(spec: SourceSpec, rate: float | None, seconds: float | None, info: dict | None = None,
-               hooks: str = "", ring: int | None = None) -> str:
+               hooks: str = "", ring: int | None = None, free_heap: int | None = None) -> str:
     """The exec that streams `spec`'s source from the board (mpml.collect.stream)."""
     return _RUN % {"source": spec.code, "rate": rate, "seconds": seconds, "info": info or {},
-                   "ring": ring or ring_for(rate, spec.channels), "hooks": hooks}
+                   "ring": ring or ring_for(rate, spec.channels, free_heap), "hooks": hooks}
 
 
 # -- the command's API --------------------------------------------------------------------------------
@@ -674,7 +686,8 @@ def collect(board, label: str, *, out: str | Path = "dataset", seconds: float | 
         probe = _prepare(b, spec) if _code is None else {"buffer": _has_buffer(b)}
         text = source if isinstance(source, str) else spec.code
         info = {"board": b.name}
-        code = _code or board_code(spec, rate, seconds, info=info, hooks=_hooks, ring=ring)
+        code = _code or board_code(spec, rate, seconds, info=info, hooks=_hooks, ring=ring,
+                                   free_heap=probe.get("heap"))
         meta = {"board": b.name, "source": text,
                 "collected": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
