@@ -479,3 +479,102 @@ print(repr((r.channels, r.rate_hz, r.loop, row)))
     assert lines[0] == "no sensor 'mic' in /board-test.json; it has: imu, walk"
     assert lines[1].startswith("/nothing.json missing: write it with `mpml install --board <board>`")
     assert eval(lines[2]) == (3, 50, True, [[0, 1, 2], [3, 4, 5]])
+
+
+# -- the qemu boards: vboard's clock and Timer, and the sampler on them ---------------------------
+
+@pytest.fixture(scope="module", params=["m0", "m3"])
+def qemu(request):
+    board, c = board_with_recording(request.param)
+    yield c
+    c.close()
+
+
+def test_vboard_time_runs_at_real_speed_and_timers_fire(qemu):
+    import time
+
+    # The board's clock against the host's: each board reading lies between the
+    # host's clock just before and just after the round trip that fetched it.
+    h1a = time.monotonic()
+    b1 = qemu.eval("__import__('time').ticks_ms()")
+    h1b = time.monotonic()
+    time.sleep(1.5)
+    h2a = time.monotonic()
+    b2 = qemu.eval("__import__('time').ticks_ms()")
+    h2b = time.monotonic()
+    board_s = (b2 - b1) / 1000
+    assert (h2a - h1b) - 0.002 <= board_s <= (h2b - h1a) + 0.002
+
+    out = qemu.exec("""
+import time, vboard
+n = [0, 0]
+def tick(t):
+    n[0] += 1
+def once(t):
+    n[1] += 1
+t = vboard.Timer(-1, freq=100, mode=vboard.Timer.PERIODIC, callback=tick)
+o = vboard.Timer(mode=vboard.Timer.ONE_SHOT, period=50, callback=once)
+time.sleep_ms(500)
+t.deinit()
+k = n[0]
+time.sleep_ms(100)
+a = time.ticks_add(time.ticks_ms(), 1000)
+print(repr((k, n[0], n[1], time.ticks_diff(a, time.ticks_add(a, -7)), time.ticks_diff(time.ticks_add(2**30 - 5, 10), 2**30 - 5))))
+""")
+    periodic, after, once, d1, d2 = eval(out)
+    # 100 Hz for 0.5 s: 50 ticks, fewer if qemu was descheduled (a late timer
+    # fires once, as a hardware timer's single pending flag would).
+    assert 10 <= periodic <= 51
+    assert after == periodic, "no callback after deinit()"
+    assert once == 1
+    assert (d1, d2) == (7, 10), "ticks arithmetic wraps as MicroPython's time module does"
+
+
+def test_replay_on_qemu_is_timer_driven_and_exact(qemu):
+    out = qemu.exec("""
+s = Sampler(Replay('/rec.i16', 3, 500), None, window=100, hop=50)
+s.start()
+starts, err = _windows(s, limit=12)
+s.stop()
+st = s.stats()
+big = Sampler(Replay('/rec.i16', 3, 500), 200000)
+try:
+    big.start()
+    refused = None
+except ValueError as e:
+    refused = str(e)
+print(repr((starts, err, st['mode'], st['rate_hz'], st['dropped'], big.max_rate_hz, refused)))
+""", timeout=60)
+    starts, err, mode, rate, dropped, top, refused = eval(out)
+    assert err is None and mode == "timer"
+    assert starts == list(range(0, 600, 50)) and dropped == 0
+    assert rate == pytest.approx(500, rel=0.05)
+    assert f"at most {top} Hz" in refused and top < 200000
+
+
+def test_timer_driven_sampling_allocates_nothing_on_qemu(qemu):
+    # Timer callbacks run from the scheduler in this same context, so a locked
+    # heap covers them: an allocation would raise MemoryError in the callback,
+    # which the sampler keeps and next_window raises. The recording is
+    # preloaded: these boards' RAM disk is a Python block device (_vboot.py)
+    # that allocates on each file read, which a real board's flash does not.
+    out = qemu.exec("""
+import gc
+s = big = None
+gc.collect()  # the preloaded recording wants 18 KB in one piece
+s = Sampler(Replay('/rec.i16', 3, 500, loop=True, preload=True), None, window=50, hop=25)
+def run():
+    micropython.heap_lock()
+    try:
+        while s.count < 200:
+            s.next_window(timeout_ms=0)
+            time.sleep_ms(1)
+    finally:
+        micropython.heap_unlock()
+s.start()
+run()
+s.stop()
+print(s.count, s.dropped)
+""", timeout=30)
+    count, dropped = map(int, out.split())
+    assert count >= 200 and dropped == 0

@@ -42,11 +42,12 @@ class Replay:
     recordings/*.i16), one recorded sample per sampler tick, so a sampler at
     rate_hz (the default) plays it at its real rate. speed > 1 only for demos
     (reports a faster rate_hz). loop=True starts over at the end; otherwise
-    read_into returns False there and the sampler ends.
+    read_into returns False there and the sampler ends. The file is read in
+    blocks of `block` samples; preload=True keeps it all in RAM instead.
     """
 
     def __init__(self, path, channels, rate_hz, loop=False, speed=1, names=None, units=None, scale=1.0,
-                 block=32):
+                 block=32, preload=False):
         import os
 
         channels = int(channels)
@@ -68,13 +69,29 @@ class Replay:
         self.names = _names(names, channels, "ch")
         self.units = _per_channel(units, channels, "unit")
         self.scale = _per_channel(scale, channels, "scale")
-        self._f = open(path, "rb")
-        self._blk = array("h", bytes(2 * block * channels))
         self._bn = 0  # samples in the block
         self._bp = 0  # next sample in the block
         self._i = 0  # next sample's index in the file
+        if preload:
+            # The whole recording in RAM: no file reads while sampling (a flash
+            # read in a timer callback can be slow; the qemu boards' RAM disk
+            # is a Python block device that allocates on every read).
+            self._f = None
+            self._blk = array("h", bytes(size))
+            with open(path, "rb") as f:
+                f.readinto(self._blk)
+            self._bn = self.n_samples
+        else:
+            self._f = open(path, "rb")
+            self._blk = array("h", bytes(2 * block * channels))
 
     def _fill(self):
+        if self._f is None:  # preloaded: the block is the whole recording
+            if not self.loop:
+                return False
+            self._bp = 0
+            self._i = 0
+            return True
         n = self._f.readinto(self._blk)
         if not n:
             if not self.loop or self.n_samples == 0:
@@ -108,8 +125,11 @@ class Replay:
             index %= self.n_samples
         elif index > self.n_samples:
             index = self.n_samples
-        self._f.seek(index * 2 * self.channels)
         self._i = index
+        if self._f is None:
+            self._bp = index
+            return
+        self._f.seek(index * 2 * self.channels)
         self._bn = self._bp = 0
 
     def skip(self, k):
@@ -117,7 +137,8 @@ class Replay:
         self.seek(self._i + k)
 
     def close(self):
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
 
 # -- I2C errors -------------------------------------------------------------------------------------
