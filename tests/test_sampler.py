@@ -578,3 +578,64 @@ print(s.count, s.dropped)
 """, timeout=30)
     count, dropped = map(int, out.split())
     assert count >= 200 and dropped == 0
+
+
+# -- board files: [[sensors]] and the board config written from them -------------------------------
+
+def test_every_real_board_file_describes_its_sensors():
+    from mpml import boards
+    from mpml.device.boardconfig import board_config
+
+    real = [b for b in boards.boards() if not b.virtual]
+    assert {b.name for b in real} >= {"esp32", "esp32s3", "esp32c3", "pico", "pico2"}
+    for b in real:
+        cfg = board_config(b)
+        assert cfg["board"] == b.name and cfg["arch"] == b.arch and cfg["sensors"], b.name
+        for s in cfg["sensors"]:
+            assert s["type"] in boards.SENSOR_TYPES
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('name = "imu"\ntype = "mpu9999"', "type is 'mpu9999'; one of mpu6050"),
+    ('name = "imu"\ntype = "mpu6050"\ni2c = 0\nsda = 4', "a mpu6050 needs 'scl'"),
+    ('name = "imu"\ntype = "mpu6050"\ni2c = 0\nsda = 4\nscl = 5\nadress = 0x68', "unknown key 'adress'"),
+    ('name = "imu"\ntype = "adxl345"\ni2c = 0\nsda = 4\nscl = 5\naddress = 0x1FF', "not a 7-bit I2C address"),
+    ('name = "mic"\ntype = "adc"\npins = []', "pins must be a non-empty list"),
+    ('type = "adc"\npins = [26]', "missing name"),
+])
+def test_bad_sensor_entries_are_refused_naming_the_file(tmp_path, entry, message):
+    from mpml import boards
+
+    text = (paths_board_text() + "\n[[sensors]]\n" + entry + "\n")
+    f = tmp_path / "myboard.toml"
+    f.write_text(text)
+    with pytest.raises(boards.BoardFileError) as e:
+        boards.load_board(f)
+    assert str(f) in str(e.value) and message in str(e.value)
+
+
+def paths_board_text() -> str:
+    # A real board file without its own sensors, to add one entry to.
+    from mpml import paths
+
+    text = (paths.BOARDS_DIR / "pico.toml").read_text()
+    return text[: text.index("[[sensors]]")] if "[[sensors]]" in text else text
+
+
+def test_the_board_config_reaches_from_config_on_the_board(unix, tmp_path):
+    from mpml.device.boardconfig import BOARD_CONFIG_PATH, board_config_bytes
+
+    f = tmp_path / "replayboard.toml"
+    f.write_text(paths_board_text().replace('name = "pico"', 'name = "replayboard"') +
+                 '\n[[sensors]]\nname = "walk"\ntype = "replay"\npath = "/rec.i16"\nchannels = 3\n'
+                 'rate_hz = 250\nloop = true\n')
+    write_file(unix, BOARD_CONFIG_PATH, board_config_bytes(f))
+    out = unix.exec("""
+from mpml import sources
+src = sources.from_config()
+s = Sampler(src, window=10, hop=10, mode='poll')
+s.start()
+w = s.next_window()
+print(repr((src.rate_hz, src.loop, _expect(w, s.window_start))))
+""")
+    assert eval(out) == (250, True, None)

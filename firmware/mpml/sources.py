@@ -408,10 +408,11 @@ def from_config(name=None, path=BOARD_CONFIG, **overrides):
     s.pop("title", None)
     if kind == "replay":
         return Replay(s.pop("path"), s.pop("channels"), s.pop("rate_hz"), **s)
-    if kind == "adc":
-        return ADC(s.pop("pins"), **s)
-    if kind == "envelope":
-        return Envelope(s.pop("pin"), **s)
+    if kind in ("adc", "envelope"):
+        rate = s.pop("rate_hz", None)  # the rate it is meant to be sampled at
+        src = ADC(s.pop("pins"), **s) if kind == "adc" else Envelope(s.pop("pin"), **s)
+        src.rate_hz = rate
+        return src
     if kind == "i2s":
         return I2SMic(s.pop("sck"), s.pop("ws"), s.pop("sd"), **s)
     from machine import I2C, Pin

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import paths
 
 __all__ = ["BoardFileError", "Pins", "Board", "Cost", "COSTS", "RUNTIME_HEAP_BYTES", "RUNTIME_FLASH_BYTES",
-           "load_board", "boards", "board", "cost"]
+           "SENSOR_TYPES", "load_board", "boards", "board", "cost"]
 
 ARCHES = ("x64", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensawin", "rv32imc")
 BACKENDS = ("native", "viper", "pure")
@@ -63,6 +63,8 @@ class Board:
     cpu: str = ""
     mcu: str = ""
     path: Path | None = None
+    # [[sensors]]: what is wired where, as the board's mpml.sources.from_config reads it
+    sensors: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,65 @@ def _str(data: dict, key: str, path: Path, choices: tuple[str, ...] | None = Non
     return v
 
 
+# [[sensors]] entries (docs/sensors.md): for each type, its required keys and
+# the optional ones with their types; any other key is refused (a typo would
+# otherwise reach the board as a driver argument).
+_I2C_KEYS = {"i2c": int, "sda": int, "scl": int}
+_IMU_OPTIONAL = {"freq": int, "address": int, "rate_hz": (int, float), "accel_range_g": int,
+                 "gyro_range_dps": int, "gyro": bool, "fifo": bool, "block": int}
+SENSOR_TYPES: dict[str, tuple[dict, dict]] = {
+    **{t: (_I2C_KEYS, _IMU_OPTIONAL) for t in ("mpu6050", "mpu6886", "mpu6500", "mpu9250", "adxl345",
+                                               "lsm6dsox", "bmi270", "lsm9ds1")},
+    "adc": ({"pins": list}, {"rate_hz": (int, float), "vref": (int, float), "names": list}),
+    "envelope": ({"pin": int}, {"rate_hz": (int, float), "burst": int, "vref": (int, float)}),
+    "i2s": ({"sck": int, "ws": int, "sd": int}, {"i2s_id": int, "rate": int, "bits": int, "decimate": int,
+                                                  "block": int}),
+    "replay": ({"path": str, "channels": int, "rate_hz": (int, float)}, {"loop": bool, "preload": bool,
+                                                                        "speed": (int, float)}),
+}
+
+
+def _sensors(data: dict, path: Path) -> tuple[dict, ...]:
+    entries = data.get("sensors", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise BoardFileError(f"{path}: sensors must be [[sensors]] tables")
+    out, names = [], set()
+    for i, e in enumerate(entries):
+        where = f"{path} [[sensors]] #{i + 1}"
+        name, kind = e.get("name"), e.get("type")
+        if not isinstance(name, str) or not name:
+            raise BoardFileError(f"{where}: missing name (how from_config finds it)")
+        where = f"{path} [[sensors]] {name!r}"
+        if name in names:
+            raise BoardFileError(f"{where}: the name is used twice")
+        names.add(name)
+        if kind not in SENSOR_TYPES:
+            raise BoardFileError(f"{where}: type is {kind!r}; one of {', '.join(SENSOR_TYPES)}")
+        required, optional = SENSOR_TYPES[kind]
+        for key in e:
+            if key not in required and key not in optional and key not in ("name", "type", "title"):
+                raise BoardFileError(f"{where}: unknown key {key!r}; a {kind} takes "
+                                     f"{', '.join([*required, *optional])}")
+        for key, want in [*required.items(), *optional.items()]:
+            if key not in e:
+                if key in required:
+                    raise BoardFileError(f"{where}: a {kind} needs {key!r}")
+                continue
+            v = e[key]
+            if isinstance(v, bool) and want is not bool or not isinstance(v, want):
+                raise BoardFileError(f"{where}: {key!r} is {v!r}, not of the right type")
+            if key in ("rate_hz", "freq", "rate", "decimate", "channels", "burst", "block") and v <= 0:
+                raise BoardFileError(f"{where}: {key!r} must be positive, not {v!r}")
+        if kind == "adc" and not (e["pins"] and all(isinstance(p, int) for p in e["pins"])):
+            raise BoardFileError(f"{where}: pins must be a non-empty list of pin numbers")
+        if kind == "i2s" and e.get("bits", 32) not in (16, 32):
+            raise BoardFileError(f"{where}: bits must be 16 or 32")
+        if "address" in e and not 0x08 <= e["address"] <= 0x77:
+            raise BoardFileError(f"{where}: address {e['address']!r} is not a 7-bit I2C address (0x08-0x77)")
+        out.append(dict(e))
+    return tuple(out)
+
+
 def load_board(path: str | Path) -> Board:
     """Read one board file; BoardFileError names the file and the problem."""
     path = Path(path)
@@ -169,7 +230,7 @@ def load_board(path: str | Path) -> Board:
         pins = Pins(*(_int(p, k, where) for k in ("i2c_id", "i2c_sda", "i2c_scl", "adc")))
     elif not virtual:
         raise BoardFileError(f"{path}: missing the [pins] table (i2c_id, i2c_sda, i2c_scl, adc)")
-    return Board(virtual=virtual, pins=pins, **fields)
+    return Board(virtual=virtual, pins=pins, sensors=_sensors(data, path), **fields)
 
 
 def boards(directory: str | Path | None = None) -> list[Board]:
