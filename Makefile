@@ -56,6 +56,8 @@ bench: setup
 	@$(PY) tools/bench/accuracy.py
 	@echo
 	@$(PY) tools/bench/recipes.py
+	@echo
+	@$(PY) tools/bench/collect.py
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true
