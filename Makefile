@@ -40,7 +40,11 @@ firmware: venv
 demo: setup
 	@$(PY) tools/demo.py
 
+# The Pico image is checked by tests/test_images.py; a failed build does not
+# stop the suite: that test fails with the build's log instead.
 test: setup
+	@src=$$(tools/setup/micropython-source.sh $(BUILD)) && \
+	$(PY) tools/setup/build_image.py "$$src" $(BUILD) RPI_PICO || true
 	@$(PY) -m pytest tests -v -rs $(PYTEST_ARGS)
 
 # Benchmarks print tables (the README quotes their latest figures); no pass/fail timing.

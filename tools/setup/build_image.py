@@ -358,14 +358,29 @@ def build_esp32(src: Path, build: Path, board: str, table: dict) -> Path:
 
 # -- the report --------------------------------------------------------------------------------------
 
-def elf_sizes(elf: Path, port: str) -> dict:
-    """text/data/bss of the image, as `size` counts them (Berkeley format)."""
-    tool = "arm-none-eabi-size" if port == "rp2" else "size"
-    if port == "esp32":
-        tool = next((t for t in ("xtensa-esp32-elf-size", "riscv32-esp-elf-size") if shutil.which(t)), "size")
-    out = subprocess.run([tool, elf], capture_output=True, text=True, check=True).stdout.splitlines()
-    text, data, bss = (int(v) for v in out[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss}
+def elf_sizes(elf: Path, regions: dict[str, tuple[int, int]]) -> dict:
+    """What the image stores in flash and takes of RAM before MicroPython's heap.
+
+    flash: every loadable segment's file bytes (code, constants, frozen
+    modules, and .data's initial values, which live in flash too); ram: the
+    allocated sections in the RAM regions (.data, .bss, vector table), not
+    the linker's reservations for the stacks and the C heap.
+    """
+    from elftools.elf.elffile import ELFFile
+
+    ram_regions = [r for name, r in regions.items() if name != "FLASH" and name != "ROM"]
+    flash = ram = 0
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        for seg in e.iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                flash += seg["p_filesz"]
+        for sec in e.iter_sections():
+            if not sec["sh_flags"] & 0x2 or sec.name.startswith((".heap", ".stack")):  # SHF_ALLOC
+                continue
+            if any(o <= sec["sh_addr"] < o + n for o, n in ram_regions):
+                ram += sec["sh_size"]
+    return {"flash": flash, "ram": ram}
 
 
 def memory_regions(map_file: Path) -> dict[str, tuple[int, int]]:
@@ -385,6 +400,14 @@ def memory_regions(map_file: Path) -> dict[str, tuple[int, int]]:
     return regions
 
 
+def has_symbol(elf: Path, name: str) -> bool:
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return bool(symtab and symtab.get_symbol_by_name(name))
+
+
 def frozen_modules(frozen_c: Path) -> list[str]:
     """The frozen module names, from makemanifest's frozen_content.c."""
     text = frozen_c.read_text(errors="replace")
@@ -399,15 +422,16 @@ def frozen_modules(frozen_c: Path) -> list[str]:
 
 
 def uf2_summary(path: Path) -> dict:
+    """The UF2's families, blocks and flash range, read by mpml.firmware.uf2 (what `mpml flash` checks)."""
     from mpml.firmware import uf2
 
     img = uf2.load(path)
-    main = img.main()
-    return {"families": [f"0x{f:08x}" if f is not None else None for f in img.families()],
-            "family": f"0x{main.family:08x}", "family_name": main.family_name(),
-            "blocks": len(img.blocks), "main_blocks": main.num_blocks(),
-            "start": f"0x{main.start():08x}", "end": f"0x{main.end():08x}",
-            "payload_bytes": main.payload_bytes(), "info": uf2.info(img)}
+    main = img.main
+    return {"families": [f"0x{f:08x}" if f is not None else None for f in img.families],
+            "family": f"0x{main.family:08x}", "family_name": main.family_name,
+            "blocks": len(img.blocks), "main_blocks": main.num_blocks,
+            "start": f"0x{main.start:08x}", "end": f"0x{main.end:08x}",
+            "payload_bytes": main.payload_bytes, "info": uf2.info(img)}
 
 
 def report(build: Path, board: str, table: dict, seconds: float | None = None) -> dict:
@@ -423,13 +447,11 @@ def report(build: Path, board: str, table: dict, seconds: float | None = None) -
         r["build_seconds"] = round(seconds, 1)
     elif "build_seconds" in old:
         r["build_seconds"] = old["build_seconds"]
-    r["sizes"] = elf_sizes(elf, table["port"])
     regions = memory_regions(map_file) if map_file.exists() else {}
+    r["sizes"] = elf_sizes(elf, regions)
     r["regions"] = {k: {"origin": f"0x{o:08x}", "length": n} for k, (o, n) in regions.items()}
     r["frozen"] = frozen_modules(out / "frozen_content.c")
-    syms = subprocess.run(["arm-none-eabi-nm" if table["port"] == "rp2" else "nm", elf],
-                          capture_output=True, text=True).stdout
-    r["builtin_kernels"] = "mpml_native_module" in syms
+    r["builtin_kernels"] = has_symbol(elf, "mpml_native_module")
     if table["port"] == "rp2":
         r["uf2"] = uf2_summary(out / "firmware.uf2")
     (out / "image.json").write_text(json.dumps(r, indent=2) + "\n")
@@ -441,15 +463,17 @@ def report(build: Path, board: str, table: dict, seconds: float | None = None) -
     flash = regions.get("FLASH") or regions.get("ROM")
     ram = regions.get("RAM")
     fs = table.get("filesystem_bytes") or 0
-    line = f"  size: text {s['text']} + data {s['data']} = {s['text'] + s['data']} bytes of flash"
-    if flash:
-        room = flash[1] - fs if fs and fs < flash[1] else flash[1]
-        line += f" ({100 * (s['text'] + s['data']) / room:.1f} % of the {room // 1024} KiB left " \
-                f"for firmware beside the {fs // 1024} KiB filesystem)" if fs else f" (of {flash[1] // 1024} KiB)"
+    line = f"  flash: {s['flash']} bytes"
+    if flash and fs and fs < flash[1]:
+        room = flash[1] - fs
+        line += (f", {100 * s['flash'] / room:.1f} % of the {room // 1024} KiB beside the "
+                 f"{fs // 1024} KiB filesystem ({flash[1] // 1024} KiB flash)")
+    elif flash:
+        line += f" of {flash[1] // 1024} KiB"
     print(line)
-    line = f"  RAM: data {s['data']} + bss {s['bss']} = {s['data'] + s['bss']} bytes"
+    line = f"  RAM: {s['ram']} bytes of static data (.data, .bss)"
     if ram:
-        line += f" of {ram[1] // 1024} KiB (the rest is MicroPython's heap and stacks)"
+        line += f" of {ram[1] // 1024} KiB; MicroPython's heap and the stacks take the rest"
     print(line)
     mpml = [n for n in r["frozen"] if n.startswith("mpml/")]
     print(f"  frozen: {len(r['frozen'])} modules, mpml's {len(mpml)}: {', '.join(mpml)}")
@@ -484,7 +508,18 @@ def main(argv: list[str]) -> int:
             return 0
         src, build, name = Path(argv[0]).resolve(), Path(argv[1]).resolve(), argv[2]
         board, table = find_board(name)
-        t0 = time.monotonic()
+    except IndexError:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    except ImageError as e:
+        print(f"mpml image: {e}", file=sys.stderr)
+        return 2
+    # The outcome goes to status.json, which tests/test_images.py reads.
+    status = build / "images" / board / "status.json"
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    try:
         if table["port"] == "rp2":
             say(f"building {board} (rp2 port, {table['file']}); log: build/images/{board}/build.log")
             build_rp2(src, build, board, table)
@@ -493,10 +528,12 @@ def main(argv: list[str]) -> int:
         else:
             raise ImageError(f"{table['file']}: unknown port {table['port']!r}")
         report(build, board, table, time.monotonic() - t0)
-        return 0
     except ImageError as e:
+        status.write_text(json.dumps({"ok": False, "error": str(e)}, indent=2) + "\n")
         print(f"mpml image: {e}", file=sys.stderr)
         return 2
+    status.write_text(json.dumps({"ok": True, "seconds": round(time.monotonic() - t0, 1)}, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
