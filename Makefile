@@ -61,6 +61,8 @@ bench: setup
 	@echo
 	@$(PY) tools/bench/recipes.py
 	@echo
+	@$(PY) tools/bench/sampler.py
+	@echo
 	@$(PY) tools/bench/collect.py
 
 clean:
