@@ -146,6 +146,50 @@ print(repr((w.out.n, bytes(w.frame)[:16 + 40 * 3 + 2], C.crc16(b'123456789'))))
     assert int.from_bytes(frame[16 + 120:16 + 122], "little") == crc16(body)
 
 
+# A stand-in sampler whose samples are ready two calls in three (the stream waits on the third), and which
+# locks the heap from its second read to stop(): the stream's loop must run without allocating.
+LOCKED = """
+import micropython
+import mpml.collect as _C
+class _Locked:
+    def __init__(self):
+        self.channels = 3
+        self.rate_hz = 1000
+        self.dropped = 0
+        self.nxt = 0
+        self.k = 0
+        self.reads = 0
+        self.ret = [0, 0]  # Sampler.read returns a new tuple (one small allocation per frame): not ours
+    @property
+    def count(self):
+        self.k += 1
+        return self.nxt + (0 if self.k % 3 == 0 else 64)
+    def start(self):
+        pass
+    def stop(self):
+        micropython.heap_unlock()
+    def stats(self):
+        return {'count': self.nxt}
+    def read(self, buf):
+        self.reads += 1
+        if self.reads == 2:
+            micropython.heap_lock()
+        n = len(buf) // 3
+        self.ret[0] = n
+        self.ret[1] = self.nxt
+        self.nxt += n
+        return self.ret
+_C.stream(_Locked(), 2, status_s=1000)
+"""
+
+
+@pytest.mark.parametrize("kind", ["unix", "m0"])
+def test_the_stream_loop_allocates_nothing(kind, tmp_path):
+    board = runtime_board(kind)
+    r = collect(board.name, "x", out=tmp_path / "ds", _code=LOCKED)
+    assert r.error is None and r.end == "seconds" and r.samples == 2000 and r.ok, r.line()
+
+
 def test_corrupted_frame_is_caught_by_its_crc_and_the_gap_reported(rec_file, tmp_path):
     board = runtime_board("unix")
     out = tmp_path / "ds"
