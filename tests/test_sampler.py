@@ -10,6 +10,14 @@ the sampling path allocates nothing (micropython.heap_lock).
 
 Rates are checked against the sampler's own schedule with a loose tolerance:
 the figures themselves (max rate, jitter) are a benchmark (tools/bench/sampler.py).
+
+The IMU drivers (mpu6050.py, adxl345.py) are tested on the unix board against
+register-level simulated parts (SIM_PARTS: WHO_AM_I/DEVID, configuration
+registers, FIFO count/status, the FIFO read register, overflow flags, as the
+datasheets describe them) behind a machine.I2C stand-in that raises
+OSError(ENODEV) for an address nobody answers. No I2C hardware exists here:
+that is the closest stand-in, not the real part. The board config tests run
+the host's boards/*.toml parsing and /lib/mpml/board.json end to end.
 """
 
 from __future__ import annotations
