@@ -8,6 +8,7 @@ naming `mpml install --port ...`; a busy board is interrupted with Ctrl-C.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -251,3 +252,22 @@ def test_board_that_ignores_ctrl_c_is_refused_with_advice():
         assert time.monotonic() - t < 15
     finally:
         virtual.stop(vb.name)
+
+
+def test_install_board_writes_its_sensor_config_and_later_installs_keep_it():
+    """--board pico on the m0 board (the same armv6m): the Pico file's [[sensors]] land in /lib/mpml/board.json,
+    as the board's mpml.sources reads them; an install without --board neither sends nor removes it."""
+    from mpml.device.boardconfig import board_config
+
+    vb = runtime_board("m0")
+    with Board.open(vb.name) as b:
+        r = install(b, board_name="pico")
+        assert r.config == "pico" and r.config_changed
+        on_board = b.conn.exec("import mpml.sources as s\nprint(repr(s.board_config()))").strip()
+        assert ast.literal_eval(on_board) == board_config("pico")
+        again = install(b, board_name="pico")
+        assert not again.config_changed and again.sent == []
+        plain = install(b)
+        assert plain.config is None and plain.removed == [] and plain.sent == []
+        assert "board.json" in b.conn.eval(f"__import__('os').listdir({DEVICE_DIR!r})")
+        b.conn.exec(f"__import__('os').remove({DEVICE_DIR + '/board.json'!r})")

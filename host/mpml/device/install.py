@@ -34,12 +34,14 @@ import mpml
 from mpml.device import package
 from mpml.device.board import DEVICE_DIR, Board, build_arch
 from mpml.device.connection import BoardError
+from mpml.device.boardconfig import board_config_bytes
 from mpml.device.transfer import write_files
 
 __all__ = ["InstallError", "InstallResult", "install", "plan_backend", "mpy_cross_version", "native_arch_of",
            "MANIFEST"]
 
 MANIFEST = "install.json"
+CONFIG = "board.json"  # mpml.device.boardconfig.BOARD_CONFIG_PATH, kept across installs
 
 
 class InstallError(BoardError):
@@ -57,6 +59,8 @@ class InstallResult:
     removed: list[str] = field(default_factory=list)    # stale files deleted
     bytes_sent: int = 0                # bytes written to the serial link by the whole install
     seconds: float = 0.0
+    config: str | None = None          # board file whose sensor config went to /lib/mpml/board.json (--board)
+    config_changed: bool = False       # whether that file was (re)written
 
     @property
     def changed(self) -> bool:
@@ -194,6 +198,9 @@ def install(board: Board, *, backend: str | None = None, board_name: str | None 
         raise InstallError(f"build/kernels/{arch}/_native.mpy is built for "
                            f"{native_arch_of(files['_native.mpy'])}, not {arch}: rebuild it with `make kernels`")
     want = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    # --board also says which sensor is wired where: /lib/mpml/board.json for mpml.sources.from_config.
+    # It is the user's choice, not part of the package: an install without --board leaves it alone.
+    config = board_config_bytes(bf) if board_name and bf is not None else None
 
     result = InstallResult(board.port, arch, backend, mpml.__version__)
     serial = board.conn.transport.serial
@@ -212,6 +219,7 @@ def install(board: Board, *, backend: str | None = None, board_name: str | None 
                       "        pass\n" % DEVICE_DIR)
             present = {}
         old_manifest = present.pop(MANIFEST, None)
+        old_config = present.pop(CONFIG, None)
         stale = sorted(n for n in present if n not in want)
         differ = sorted(n for n in want if force or present.get(n) != want[n])
         result.unchanged = sorted(n for n in want if n not in differ)
@@ -236,6 +244,11 @@ def install(board: Board, *, backend: str | None = None, board_name: str | None 
                     starts_at[0] += size
             write_files(conn, {f"{DEVICE_DIR}/{name}": files[name] for name in differ}, progress=bar)
             result.sent.extend(differ)
+        if config is not None:
+            result.config = bf.name
+            if old_config != hashlib.sha256(config).hexdigest():
+                write_files(conn, {f"{DEVICE_DIR}/{CONFIG}": config})
+                result.config_changed = True
         if differ or stale or old_manifest is None:
             manifest = {"name": "mpml", "version": mpml.__version__, "arch": arch, "backend": backend,
                         "mpy": list(have), "files": want}

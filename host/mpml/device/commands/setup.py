@@ -32,7 +32,9 @@ def register(sub) -> None:
                     "files already there unchanged are not sent, files the runtime no longer has are removed.")
     add_port_argument(ins)
     ins.add_argument("--board", metavar="NAME",
-                     help="a board file in boards/ (arch and backend from it; default: the one matching the board)")
+                     help="a board file in boards/ (arch and backend from it; default: the one matching the "
+                          "board); also writes its [[sensors]] to /lib/mpml/board.json, which "
+                          "mpml.sources.from_config(name) and --source NAME read")
     ins.add_argument("--backend", choices=("native", "viper"),
                      help="native: C kernels (needs build/kernels/ARCH/_native.mpy); viper: machine code from "
                           "mpy-cross only (default: the board file's, else native where built)")
@@ -130,4 +132,7 @@ def cmd_install(args) -> int:
         print(f"mpml {r.version} already installed on {where}: {r.arch}, backend {r.backend}; "
               f"{len(r.unchanged)} files unchanged, nothing sent ({r.bytes_sent:,} bytes of checks "
               f"in {r.seconds:.1f} s)")
+    if r.config:
+        print(f"sensor config of board file {r.config} "
+              f"{'written to' if r.config_changed else 'already in'} /lib/mpml/board.json")
     return 0
