@@ -176,7 +176,7 @@ def test_esp32_build_says_esp_idf_is_missing_and_how_to_get_it():
 # -- the rp2 image built here ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("board, family, mcu", [("RPI_PICO", 0xE48BFF56, "RP2040"),
-                                                ("RPI_PICO2", 0xE48BFF59, "RP2350")])
+                                                ("RPI_PICO2", 0xE48BFF59, "RP2350")], ids=["RPI_PICO", "RPI_PICO2"])
 def test_rp2_image_holds_mpml_and_parses_as_a_uf2(board, family, mcu):
     out = paths.build_dir() / "images" / board
     status = json.loads((out / "status.json").read_text()) if (out / "status.json").exists() else {}
@@ -200,6 +200,15 @@ def test_rp2_image_holds_mpml_and_parses_as_a_uf2(board, family, mcu):
     assert s["flash"] <= main.payload_bytes <= s["flash"] + 2 * 4096
     assert main.end - main.start <= target_for("pico" if mcu == "RP2040" else "pico2").flash_bytes
     assert main.num_blocks == len(main.blocks)
+    # and they hold the ELF's bytes where the ELF puts them (load addresses in flash)
+    from elftools.elf.elffile import ELFFile
+
+    flash = main.data()
+    with open(out / "firmware.elf", "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                at = seg["p_paddr"] - main.start
+                assert flash[at:at + seg["p_filesz"]] == seg.data(), f"segment at 0x{seg['p_paddr']:08x}"
 
 
 # -- m0k: the Cortex-M0 board with mpml built into its firmware -----------------------------------------
