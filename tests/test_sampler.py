@@ -170,9 +170,20 @@ try:
         s.next_window(timeout_ms=0)
 finally:
     micropython.heap_unlock()
-print(s.count)
+s2 = Sampler(Replay('/rec.i16', 3, 1000, loop=True), None, mode='poll')
+s2.start()
+t = time.ticks_ms()
+got = 0
+micropython.heap_lock()
+try:
+    while time.ticks_diff(time.ticks_ms(), t) < 100:
+        got += s2.readinto(buf)  # the stream without read()'s tuple
+finally:
+    micropython.heap_unlock()
+print(s.count, got)
 """)
-    assert int(out) > 100
+    count, got = map(int, out.split())
+    assert count > 100 and got > 50
 
 
 # -- sensor drivers against simulated parts ------------------------------------------------------
@@ -332,6 +343,8 @@ class SimADXL:
         for i in range(len(buf)):
             self.regs[reg + i] = buf[i]
 from array import array
+from mpml.mpu6050 import MPU6050
+from mpml.adxl345 import ADXL345
 def _locked(src, b, n):
     # n samples with the heap locked (in a function: a new global would allocate)
     micropython.heap_lock()

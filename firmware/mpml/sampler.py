@@ -133,6 +133,7 @@ class Sampler:
         self._next = 0  # next window's first sample
         self._delivered = 0  # end of the last window delivered
         self._rd = 0  # next sample for read()
+        self.read_first = 0
         self._stream = False
         self.window_start = -1
         self._ended = False
@@ -414,6 +415,12 @@ class Sampler:
         """Copy up to len(buf)//channels new samples into buf (array('h')); returns
         (n, index of the first). A jump in the index is a gap: s.dropped counts it.
         """
+        n = self.readinto(buf)
+        return n, self.read_first
+
+    def readinto(self, buf):
+        """read() without the tuple (nothing allocated): returns n; the index of
+        the first sample copied is s.read_first."""
         self._stream = True
         C = self.channels
         while True:
@@ -434,7 +441,8 @@ class Sampler:
                     self._rd = r
                     continue
             self._rd = r + n
-            return n, r
+            self.read_first = r
+            return n
 
     @property
     def ended(self):
