@@ -17,8 +17,8 @@ source within one connection (a soft reset clears them).
 Data crosses the link packed: int8 rows and float32 values as base64, blobs
 and input batches zlib-compressed when that saves bytes (the board inflates
 them with `deflate`), outputs back as base64. Batches are sized from the
-link's measured speed, so a slow UART (the qemu boards move 2-5 KB/s) gets
-execs of about a second and a fast one large batches.
+link's measured speed, so a slow UART gets execs of about a second and a
+fast one large batches.
 """
 
 from __future__ import annotations
@@ -616,10 +616,10 @@ def bench(board, model, runs: int = 100, backend: str | None = None, per_layer: 
     """Latency over `runs` runs of Model.run, per-layer times, peak heap, backend.
 
     On a board with time.ticks_us every run is timed on the board, and every op
-    with Model.run_timed. Without a clock (the qemu boards) the time is the
-    host's wall clock around execs on the board, link excluded by difference:
-    (T(N runs) - T(0 runs)) / N, repeated; on qemu that is the emulator's
-    speed, not the real chip's.
+    with Model.run_timed (the qemu virtual boards have a clock too: vboard's
+    time module, at the emulator's speed, not a real chip's). Without one the
+    time is the host's wall clock around execs on the board, link excluded by
+    difference: (T(N runs) - T(0 runs)) / N, repeated.
     """
     conn = _conn(board)
     mi = load_model(board, model, backend)

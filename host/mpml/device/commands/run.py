@@ -47,7 +47,7 @@ def register(sub) -> None:
                        description="Time MODEL on the board: latency per inference (median and spread over N "
                                    "runs of Model.run), the time of each layer, the peak heap during inference "
                                    "and what run() and predict() allocate, and the kernel backend. Boards with "
-                                   "time.ticks_us time themselves; boards without (the qemu virtual boards) are "
+                                   "time.ticks_us (the qemu virtual boards too, at qemu's speed) time themselves; boards without are "
                                    "timed by the host's clock with the link's cost subtracted, and say so.")
     b.add_argument("model", help=MODEL_HELP)
     b.add_argument("--runs", "-n", type=int, default=100, help="runs to time (default 100)")
