@@ -93,8 +93,6 @@ KERNEL(tanh, MPML_TANH, 3)
 KERNEL(requantize, MPML_REQUANTIZE, 2)
 KERNEL(tree_ensemble, MPML_TREE_ENSEMBLE, 5)
 
-#if MICROPY_ENABLE_DYNRUNTIME
-
 // mpml.featurize's kernels (mpml_features.h): fx_raw(p, x, f), fx_stats(p, x, f),
 // fx_bands(p, x, tab, work, f), fx_quant(p, f, slots, sidx, out). Buffers
 // only (p an array('i')), each aligned to its element size: an unaligned
@@ -155,6 +153,8 @@ static mp_obj_t fx_quant(size_t n_args, const mp_obj_t *args) {
     return fx_done(mpml_fx_quant(p, np, f, nf, slots, ns, sidx, ni, out, no));
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(fx_quant_obj, 5, 5, fx_quant);
+
+#if MICROPY_ENABLE_DYNRUNTIME
 
 mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY

@@ -20,6 +20,10 @@ static const mp_rom_map_elem_t mpml_native_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_tanh), MP_ROM_PTR(&tanh_obj) },
     { MP_ROM_QSTR(MP_QSTR_requantize), MP_ROM_PTR(&requantize_obj) },
     { MP_ROM_QSTR(MP_QSTR_tree_ensemble), MP_ROM_PTR(&tree_ensemble_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_raw), MP_ROM_PTR(&fx_raw_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_stats), MP_ROM_PTR(&fx_stats_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_bands), MP_ROM_PTR(&fx_bands_obj) },
+    { MP_ROM_QSTR(MP_QSTR_fx_quant), MP_ROM_PTR(&fx_quant_obj) },
 };
 static MP_DEFINE_CONST_DICT(mpml_native_globals, mpml_native_globals_table);
 
