@@ -7,8 +7,8 @@
 #   fx_stats(p, x, f)    p = [L, C, k, off, n_stats, codes..., ch...]
 #   fx_bands(p, x, tab, work, f)
 #                        p = [L, C, k, off, n, log2 n, remove_mean, n_bands, ch...]
-#                        tab: array('H') window[n], twiddles[n] (i16 bits), bands[2 n_bands]
-#                        work: array('i') of at least 2n + 2 n_bands
+#                        tab: window u16[n], twiddles i16[n], bands u16[2 n_bands] (a bytearray)
+#                        work: a bytearray of at least 2n + 2 n_bands int32
 #   fx_quant(p, f, slots, sidx, out)
 #                        p = [n, zero_point]; slots: (offset, multiplier, shift) int32
 #                        triples; sidx: array('H') slot of each feature

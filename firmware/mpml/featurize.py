@@ -161,12 +161,13 @@ def _bad(msg):
     raise ValueError("feature spec: " + msg)
 
 
-def parse(spec):
+def parse(spec, tables=True):
     """The spec bytes as a dict of plain values (docs/features.md, "Bytes").
 
     Checks everything FeatureSpec.from_bytes checks on the host, and raises
     ValueError naming the problem: a board never runs a spec it cannot
-    compute exactly.
+    compute exactly. tables=False leaves out the bands blocks' window,
+    twiddle and band lists (the kernels read them from the bytes).
     """
     size = len(spec)
     if size < 32:
@@ -263,27 +264,38 @@ def parse(spec):
                 _bad(where + "truncated")
             b["n"], b["log2n"], b["remove_mean"] = n, log2n, bool(_bflags & 1)
             b["table_at"] = p
-            win = list(struct.unpack_from("<%dH" % n, spec, p))
-            for h in win:
+            b["n_bands"] = nbands
+            # read value by value: a board need not hold the tables as lists
+            win = [] if tables else None
+            for i in range(n):
+                h = spec[p + 2 * i] | spec[p + 2 * i + 1] << 8
                 if h > 32768:
                     _bad(where + "window coefficient %d above 32768" % h)
+                if tables:
+                    win.append(h)
             p += 2 * n
-            t = struct.unpack_from("<%dh" % n, spec, p)
-            tw = []
+            tw = [] if tables else None
             for i in range(n // 2):
-                wr, wi = t[2 * i], t[2 * i + 1]
-                if wr * wr + wi * wi > MAX_TWIDDLE_SQ:
-                    _bad(where + "twiddle %d (%d, %d) has a magnitude above 1" % (i, wr, wi))
-                tw.append((wr, wi))
+                wr = spec[p + 4 * i] | spec[p + 4 * i + 1] << 8
+                wi = spec[p + 4 * i + 2] | spec[p + 4 * i + 3] << 8
+                wr -= (wr & 0x8000) << 1
+                wi -= (wi & 0x8000) << 1
+                # |w|^2 > 2^30 + 2^16, as w^2/4 (no int above 2^30 on a 32-bit port)
+                if (wr >> 1) * (wr >> 1) + (wi >> 1) * (wi >> 1) > MAX_TWIDDLE_SQ >> 2:
+                    if wr * wr + wi * wi > MAX_TWIDDLE_SQ:
+                        _bad(where + "twiddle %d (%d, %d) has a magnitude above 1" % (i, wr, wi))
+                if tables:
+                    tw.append((wr, wi))
             p += 2 * n
-            e = struct.unpack_from("<%dH" % (2 * nbands), spec, p)
-            bands = []
+            bands = [] if tables else None
             for i in range(nbands):
-                lo, hi = e[2 * i], e[2 * i + 1]
+                lo = spec[p + 4 * i] | spec[p + 4 * i + 1] << 8
+                hi = spec[p + 4 * i + 2] | spec[p + 4 * i + 3] << 8
                 if not 0 <= lo < hi <= n // 2 + 1:
                     _bad(where + "band [%d, %d) must satisfy 0 <= lo < hi <= %d (bins of a %d-point FFT)"
                          % (lo, hi, n // 2 + 1, n))
-                bands.append((lo, hi))
+                if tables:
+                    bands.append((lo, hi))
             p += 4 * nbands
             p += (4 - (p - pos) % 4) % 4
             b["window"], b["twiddles"], b["bands"] = win, tw, bands
@@ -490,7 +502,9 @@ class Featurizer:
     """
 
     def __init__(self, spec, backend=None, hop=None):
-        s = parse(spec)
+        self.backend, mod, notes = _pick(backend)
+        self.backend_note = "; ".join(notes)
+        s = parse(spec, mod is None)
         self.window = s["length"]
         self.channels = s["channels"]
         self.n_features = s["n_features"]
@@ -502,8 +516,6 @@ class Featurizer:
         self.input_zero_point = s["input_zero_point"]
         self.channel_names = s["channel_names"]
         self.fitted = s["fitted"]
-        self.backend, mod, notes = _pick(backend)
-        self.backend_note = "; ".join(notes)
         self._nx = self.window * self.channels
         self.values = array("i", bytearray(4 * self.n_features))  # int32 features
         if mod is None:
@@ -526,11 +538,11 @@ class Featurizer:
                 p = array("i", [L, C, k, off, len(b["stats"])] + b["stats"] + ch)
                 plan.append((mod.fx_stats, p))
             else:
-                n, nb = b["n"], len(b["bands"])
+                n, nb = b["n"], b["n_bands"]
                 p = array("i", [L, C, k, off, n, b["log2n"], 1 if b["remove_mean"] else 0, nb] + ch)
                 at = b["table_at"]
                 # window u16[n], twiddles i16[n], bands u16[2 nb]: as the spec stores them
-                tab = array("H", bytearray(spec[at:at + 4 * n + 4 * nb]))
+                tab = bytearray(memoryview(spec)[at:at + 4 * n + 4 * nb])
                 plan.append((mod.fx_bands, p, tab))
                 work_words = max(work_words, 2 * n + 2 * nb)
             nf = b["n_features"]
@@ -543,7 +555,7 @@ class Featurizer:
                 slots[3 * (slot0 + j) + 2] = sh
             off += nf
             slot0 += b["n_slots"]
-        self._work = array("i", bytearray(4 * max(work_words, 1)))
+        self._work = bytearray(4 * max(work_words, 1))  # int32s; bytes: no transient copy
         self._plan = tuple(plan)
         self._sidx = sidx
         self._slots = slots
