@@ -64,6 +64,8 @@ bench: setup
 	@$(PY) tools/bench/sampler.py
 	@echo
 	@$(PY) tools/bench/collect.py
+	@echo
+	@$(PY) tools/bench/features.py
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true
