@@ -186,8 +186,13 @@ class Sampler:
     def _take_due(self):
         # Every sample whose time has come (half a period early counts: a
         # timer's clock and ticks_us need not agree to the microsecond).
+        # At most a ring per call: when a sample costs more than a
+        # period (a starved emulator, an overloaded board) the loop would
+        # never catch up and never return to the program; the next call goes
+        # on, and what falls a ring behind is skipped and counted.
         now = ticks_us()
         early = self._per >> 1
+        budget = self.ring
         while ticks_diff(now, self._due) >= -early:
             if self._ended:
                 return
@@ -196,14 +201,23 @@ class Sampler:
                 self._skip(behind - (self.ring >> 1))
             if not self._take(now):
                 return
+            budget -= 1
+            if budget <= 0:
+                return
             now = ticks_us()
 
     def _skip(self, k):
         # Hopelessly behind: samples older than a ring would be overwritten
         # before anyone read them. Skip them, count them, and keep a replay's
         # position in step with the clock.
-        skip = getattr(self.source, "skip", None)
+        src = self.source
+        skip = getattr(src, "skip", None)
         if skip is not None:
+            if not getattr(src, "loop", True):
+                # A finite recording: no skipping past its end (those samples never existed).
+                k = min(k, src.n_samples - src.tell())
+                if k <= 0:
+                    return
             skip(k)
         self.count += k
         self._missed += k
@@ -406,6 +420,8 @@ class Sampler:
                 self._next = s + hop
                 return self._win
             if self._ended or not self._running:
+                if self.count >= s + W:
+                    continue  # the producer took the last samples after the check above
                 return None
             if timeout_ms is not None and ticks_diff(ticks_ms(), t0) >= timeout_ms:
                 return None
