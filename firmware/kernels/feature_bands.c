@@ -42,9 +42,11 @@ static int32_t log2q(uint64_t v) {
     return 256 * p + log2_table[idx & 63];
 }
 
-// One frame of one channel: x points at its first sample, C apart.
+// One frame of one channel: x points at its first sample, C apart. The
+// result is X[k] = (z[2k], z[2k + 1]) (real, imaginary), k < n: one pointer
+// reaches both halves, which leaves Cortex-M0's few registers to the loop.
 static void frame_fft(const int16_t *x, int32_t C, int32_t n, int32_t log2n, int remove_mean,
-    const uint16_t *win, const int16_t *tw, int32_t *re, int32_t *im) {
+    const uint16_t *win, const int16_t *tw, int32_t *z) {
     int32_t m = 0;
     if (remove_mean) {  // DivRound(sum, n), n = 2^log2n
         int32_t s = 0;
@@ -63,7 +65,8 @@ static void frame_fft(const int16_t *x, int32_t C, int32_t n, int32_t log2n, int
         int32_t v = MUL(*px - m, win[i]);
         uint32_t rem = (uint32_t)v & 0xFFFF;
         uint32_t th = 0x7FFF + ((uint32_t)v >> 31);
-        re[r] = (v >> 16) + (rem > th);
+        z[2 * r] = (v >> 16) + (rem > th);
+        z[2 * r + 1] = 0;
         uint32_t bit = (uint32_t)n >> 1;
         while (r & bit) {
             r ^= bit;
@@ -71,15 +74,16 @@ static void frame_fft(const int16_t *x, int32_t C, int32_t n, int32_t log2n, int
         }
         r |= bit;
     }
-    // stage 1: im is 0, so only two of the four products are not RDP(0, 15) = 0
+    int32_t *end = z + 2 * n;
+    // stage 1: the imaginary parts are 0, so two of the four products are RDP(0, 15) = 0
     int32_t wr = tw[0], wi = tw[1];
-    for (int32_t a = 0; a < n; a += 2) {
-        int32_t ar = re[a], br = re[a + 1];
+    for (int32_t *a = z; a < end; a += 4) {
+        int32_t ar = a[0], br = a[2];
         int32_t tr = RDP15(MUL(br, wr)), ti = RDP15(MUL(br, wi));
-        re[a] = RDP1(ar + tr);
-        re[a + 1] = RDP1(ar - tr);
-        im[a] = RDP1(ti);
-        im[a + 1] = RDP1(-ti);
+        a[0] = RDP1(ar + tr);
+        a[2] = RDP1(ar - tr);
+        a[1] = RDP1(ti);
+        a[3] = RDP1(-ti);
     }
     for (int32_t h = 2, step = n >> 1; h < n; h <<= 1, step >>= 1) {
         // twiddle j of this stage is tw[j * n / (2h)]: (wr, wi) pairs n / h int16s apart
@@ -87,16 +91,16 @@ static void frame_fft(const int16_t *x, int32_t C, int32_t n, int32_t log2n, int
         for (int32_t j = 0; j < h; j++, w += step) {
             wr = w[0];
             wi = w[1];
-            for (int32_t a = j; a < n; a += 2 * h) {
-                int32_t b = a + h;
-                int32_t br = re[b], bi = im[b];
+            for (int32_t *a = z + 2 * j; a < end; a += 4 * h) {
+                int32_t *b = a + 2 * h;
+                int32_t br = b[0], bi = b[1];
                 int32_t tr = RDP15(MUL(br, wr)) - RDP15(MUL(bi, wi));
                 int32_t ti = RDP15(MUL(br, wi)) + RDP15(MUL(bi, wr));
-                int32_t ar = re[a], ai = im[a];
-                re[a] = RDP1(ar + tr);
-                re[b] = RDP1(ar - tr);
-                im[a] = RDP1(ai + ti);
-                im[b] = RDP1(ai - ti);
+                int32_t ar = a[0], ai = a[1];
+                a[0] = RDP1(ar + tr);
+                b[0] = RDP1(ar - tr);
+                a[1] = RDP1(ai + ti);
+                b[1] = RDP1(ai - ti);
             }
         }
     }
@@ -126,7 +130,7 @@ mpml_err_t mpml_fx_bands(const int32_t *p, size_t np, const int16_t *x, size_t n
             return "features bands: band outside the FFT's bins";
         }
     }
-    int32_t *re = work, *im = work + n;
+    int32_t *z = work;
     uint32_t *energy = (uint32_t *)(work + 2 * n);  // (low, high) word pairs
     int32_t frames = L >> log2n;
     const int32_t *ch = p + 8;
@@ -136,11 +140,11 @@ mpml_err_t mpml_fx_bands(const int32_t *p, size_t np, const int16_t *x, size_t n
             energy[b] = 0;
         }
         for (int32_t fr = 0; fr < frames; fr++) {
-            frame_fft(x + ((size_t)fr * (size_t)n) * (size_t)C + ch[j], C, n, log2n, rm, win, tw, re, im);
+            frame_fft(x + ((size_t)fr * (size_t)n) * (size_t)C + ch[j], C, n, log2n, rm, win, tw, z);
             for (int32_t b = 0; b < nb; b++) {
                 uint64_t e = energy[2 * b] | ((uint64_t)energy[2 * b + 1] << 32);
                 for (int32_t i = bands[2 * b]; i < bands[2 * b + 1]; i++) {
-                    e += (uint32_t)MUL(re[i], re[i]) + (uint32_t)MUL(im[i], im[i]);  // < 2^31
+                    e += (uint32_t)MUL(z[2 * i], z[2 * i]) + (uint32_t)MUL(z[2 * i + 1], z[2 * i + 1]);  // < 2^31
                 }
                 energy[2 * b] = (uint32_t)e;
                 energy[2 * b + 1] = (uint32_t)(e >> 32);

@@ -113,6 +113,12 @@ mpml_err_t mpml_fx_raw(const int32_t *p, size_t np, const int16_t *x, size_t nx,
     }
     const int32_t *ch = p + 5;
     int32_t *y = f + p[3];
+    int32_t sh = -1;  // a power-of-two decimation divides by a shift, not a division loop
+    if ((d & (d - 1)) == 0) {
+        for (sh = 0; (1 << sh) < d; sh++) {
+        }
+    }
+    uint32_t half = (uint32_t)d >> 1;
     for (int32_t t = 0; t < lo; t++) {
         const int16_t *row = x + (size_t)t * (size_t)d * (size_t)C;
         for (int32_t j = 0; j < k; j++) {
@@ -125,7 +131,13 @@ mpml_err_t mpml_fx_raw(const int32_t *p, size_t np, const int16_t *x, size_t nx,
             for (int32_t i = 0; i < d; i++, s += C) {
                 sum += *s;
             }
-            *y++ = mpml_fx_div_round(sum, (uint32_t)d);
+            if (sh < 0) {
+                *y++ = mpml_fx_div_round(sum, (uint32_t)d);
+            } else if (sum >= 0) {  // DivRound(sum, 2^sh)
+                *y++ = (int32_t)(((uint32_t)sum + half) >> sh);
+            } else {
+                *y++ = -(int32_t)(((uint32_t)0 - (uint32_t)sum + half) >> sh);
+            }
         }
     }
     return NULL;
