@@ -181,7 +181,7 @@ def test_rp2_image_holds_mpml_and_parses_as_a_uf2(board, family, mcu):
     out = paths.build_dir() / "images" / board
     status = json.loads((out / "status.json").read_text()) if (out / "status.json").exists() else {}
     if status and not status["ok"]:
-        pytest.fail(f"the {board} image failed to build:\n{status['error']}")
+        pytest.fail(f"the {board} image failed to build or its check failed:\n{status['error']}")
     if not (out / "firmware.uf2").exists():
         pytest.skip(f"no {board} image built (build/images/{board}/firmware.uf2): "
                     f"`make firmware BOARD={board}` builds it (docs/firmware.md)")

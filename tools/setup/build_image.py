@@ -425,7 +425,10 @@ def uf2_summary(path: Path) -> dict:
     """The UF2's families, blocks and flash range, read by mpml.firmware.uf2 (what `mpml flash` checks)."""
     from mpml.firmware import uf2
 
-    img = uf2.load(path)
+    try:
+        img = uf2.load(path)
+    except uf2.Uf2Error as e:
+        raise ImageError(f"the UF2 does not parse: {e}") from None
     main = img.main
     return {"families": [f"0x{f:08x}" if f is not None else None for f in img.families],
             "family": f"0x{main.family:08x}", "family_name": main.family_name,
@@ -452,8 +455,12 @@ def report(build: Path, board: str, table: dict, seconds: float | None = None) -
     r["regions"] = {k: {"origin": f"0x{o:08x}", "length": n} for k, (o, n) in regions.items()}
     r["frozen"] = frozen_modules(out / "frozen_content.c")
     r["builtin_kernels"] = has_symbol(elf, "mpml_native_module")
+    uf2_error = None
     if table["port"] == "rp2":
-        r["uf2"] = uf2_summary(out / "firmware.uf2")
+        try:
+            r["uf2"] = uf2_summary(out / "firmware.uf2")
+        except ImageError as e:
+            uf2_error = r["uf2_error"] = str(e)
     (out / "image.json").write_text(json.dumps(r, indent=2) + "\n")
 
     s = r["sizes"]
@@ -492,6 +499,9 @@ def report(build: Path, board: str, table: dict, seconds: float | None = None) -
             from mpml.firmware import uf2
             if int(u["family"], 16) != uf2.family_id(want):
                 raise ImageError(f"{out / 'firmware.uf2'}: family {u['family']}, but {table['file']} says {want}")
+    if uf2_error:
+        print(f"  UF2: {uf2_error}")
+        raise ImageError(f"{out / 'firmware.uf2'}: {uf2_error}")
     if not r["builtin_kernels"]:
         raise ImageError(f"{elf}: the kernels are not compiled in (no mpml_native_module)")
     if not mpml:
