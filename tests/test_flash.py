@@ -729,3 +729,20 @@ def test_wait_for_repl_gives_up_saying_what_it_saw(tmp_path):
 
 def test_rp_families_cover_the_boards():
     assert RP_FAMILIES["RP2040"][0] == RP2040 and RP_FAMILIES["RP2350"][0] == RP2350
+
+
+def test_rp2350_images_lead_with_an_ignore_block_that_is_not_part_of_the_image():
+    """picotool (and MicroPython's RP2350 releases) put a lone 'block 0 of 2' of the absolute family first, tagged
+    for the boot ROM to ignore (the RP2350-E10 erratum); the parser skips it, but not an untagged one."""
+    def e10_block(tagged: bool) -> bytes:
+        head = struct.pack("<8I", uf2.MAGIC_START0, uf2.MAGIC_START1,
+                           uf2.FLAG_FAMILY_ID | (uf2.FLAG_EXTENSION_TAGS if tagged else 0),
+                           0x10FFFF00, 256, 0, 2, 0xE48BFF57)
+        body = b"\xef" * 256 + (struct.pack("<I", uf2.EXT_RP2_IGNORE_BLOCK) if tagged else b"")
+        return head + body.ljust(uf2.DATA_SIZE, b"\x00") + struct.pack("<I", uf2.MAGIC_END)
+
+    image = uf2.build(bytes(range(256)) * 8, 0x10000000, 0xE48BFF59)
+    parsed = uf2.parse(e10_block(True) + image, "pico2.uf2")
+    assert [s.family for s in parsed.sections] == [0xE48BFF59] and len(parsed.blocks) == 8
+    with pytest.raises(uf2.Uf2Error, match="1 of 2 blocks missing"):
+        uf2.parse(e10_block(False) + image, "pico2.uf2")

@@ -48,6 +48,24 @@ FLAG_FILE_CONTAINER = 0x00001000
 FLAG_FAMILY_ID = 0x00002000
 FLAG_MD5 = 0x00004000
 FLAG_EXTENSION_TAGS = 0x00008000
+# Extension tag words (size byte | 3-byte type, little-endian) after the payload.
+EXT_RP2_IGNORE_BLOCK = 0x9957E304  # the block carries no image data: the RP2350 boot ROM skips it
+
+
+def _has_tag(raw: bytes, size: int, tag: int) -> bool:
+    """Whether the extension tags after a block's payload include `tag`."""
+    off = 32 + ((size + 3) & ~3)
+    while off + 4 <= BLOCK_SIZE - 4:
+        (word,) = struct.unpack_from("<I", raw, off)
+        if word == 0:
+            return False
+        if word == tag:
+            return True
+        length = word & 0xFF
+        if length < 4:
+            return False
+        off += (length + 3) & ~3
+    return False
 _KNOWN_FLAGS = FLAG_NOT_MAIN_FLASH | FLAG_FILE_CONTAINER | FLAG_FAMILY_ID | FLAG_MD5 | FLAG_EXTENSION_TAGS
 _FLAG_NAMES = ((FLAG_NOT_MAIN_FLASH, "not main flash"), (FLAG_FILE_CONTAINER, "file container"),
                (FLAG_FAMILY_ID, "familyID present"), (FLAG_MD5, "MD5 checksum present"),
@@ -230,6 +248,10 @@ def parse(data: bytes, name: str = "UF2") -> Uf2Image:
             raise Uf2Error(f"{where}: block number {no} of {count} blocks")
         if addr + size > 0x1_0000_0000:
             raise Uf2Error(f"{where}: target 0x{addr:08x} + {size} bytes goes past the 4 GiB address space")
+        if flags & FLAG_EXTENSION_TAGS and _has_tag(raw, size, EXT_RP2_IGNORE_BLOCK):
+            # picotool's RP2350-E10 workaround: a lone "block 0 of 2" of the absolute family that the boot
+            # ROM is told to ignore (MicroPython's own RP2350 images carry it); not part of the image.
+            continue
         blocks.append(Block(i, flags, addr, size, no, count, fam if flags & FLAG_FAMILY_ID else None,
                             bytes(raw[32:32 + size])))
 
