@@ -87,7 +87,11 @@ def test_every_window_classified_as_the_host_computes_it(kind, classifier, tmp_p
     push_model(board.name, write_blob(g), name="live")
     x = recording(700, seed=3)
     hop = 32
-    run = classify_live(board.name, "live", _replay(tmp_path, x), hop=hop)
+    from mpml.device.board import Board
+
+    with Board.open(board.name, timeout=30) as b:
+        run = classify_live(b, "live", _replay(tmp_path, x), hop=hop)
+        assert b.conn.eval("6 * 7") == 42  # the same connection goes on after a live run
     starts = [r.start for r in run.results]
     assert starts == list(range(0, len(x) - WINDOW + 1, hop)), "one result per window, every hop samples"
     assert run.dropped == 0 and run.reason == "end of source"

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "build" / "demo"
 RATE_HZ = 50  # the watch set's rate
 TEST_SUBJECTS = 2  # people held out: their recordings are only ever classified live
+LIVE_SECONDS = 20  # of each held-out recording, played back to back for the live run
 
 
 def step(n: int, text: str, why: str = "") -> float:
@@ -156,14 +157,22 @@ def main() -> int:
         pr = push_model(board, model_path, name="activity")
         done(t0, pr.line())
 
-        test_samples = np.concatenate([rec.samples for rec in test_recs])
-        bounds = np.cumsum([0] + [rec.n_samples for rec in test_recs])
+        # The middle LIVE_SECONDS of each test recording: small enough for an m0's filesystem.
+        parts = []
+        for rec in test_recs:
+            n = min(rec.n_samples, LIVE_SECONDS * RATE_HZ)
+            a = (rec.n_samples - n) // 2
+            parts.append(rec.samples[a:a + n])
+        test_samples = np.concatenate(parts)
+        bounds = np.cumsum([0] + [len(p) for p in parts])
         truth = [rec.label for rec in test_recs]
         f = write_i16(OUT / "replay" / "live.i16", test_samples)
         t0 = step(6, "classify live on the board (mpml monitor)",
-                  f"{len(test_recs)} recordings of people the model never saw ({', '.join(test_people)}), one per "
+                  f"{LIVE_SECONDS} s of {len(test_recs)} recordings of people the model never saw ({', '.join(test_people)}), one per "
                   f"exercise, back to back; the board samples, computes the features from the spec inside the "
                   f"model and runs it, window after window")
+        # Room on the filesystem for the live recording: the last collected one goes.
+        board.conn.exec("import os\ntry:\n    os.remove('/data/collect.i16')\nexcept OSError:\n    pass\n")
         shown = [0]
 
         def show(r):

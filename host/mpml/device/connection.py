@@ -94,6 +94,19 @@ class Connection:
                 raise self._fail("the board did not enter the raw REPL", e) from None
         self._in_raw = True
 
+    def reset(self) -> None:
+        """Soft-reset the board and re-enter the raw REPL: a fresh, unfragmented heap (the filesystem stays)."""
+        soft = self.soft_reset
+        self.soft_reset = True
+        self._in_raw = False
+        try:
+            self.enter_raw_repl()
+        finally:
+            self.soft_reset = soft
+        for attr in ("_mpml_run_helpers", "_mpml_run_model"):  # board-side state a reset wipes
+            if hasattr(self, attr):
+                delattr(self, attr)
+
     def _resync(self) -> None:
         serial = self.transport.serial
         serial.write(b"\r\x03\x03\x02")  # Ctrl-C twice, then Ctrl-B: back to the friendly REPL
@@ -160,7 +173,10 @@ class Connection:
         finished = False
         try:
             while True:
-                data = serial.read(max(1, min(serial.in_waiting, 4096)))
+                # A byte at a time: nothing past the board's end markers may be read here, since the raw
+                # REPL's prompt after them belongs to the next exec (mpremote waits for it). Live output
+                # is a few KB/s at most.
+                data = serial.read(1)
                 if not data:
                     if idle_timeout is not None and time.monotonic() - last > idle_timeout:
                         raise self._fail("the board went silent", TimeoutError(f"{idle_timeout:.0f} s"))

@@ -18,6 +18,8 @@ from mpml.device.sources import SourceSpec, parse_source
 
 __all__ = ["LiveError", "LiveResult", "LiveRun", "classify_live", "parse_lines", "app_code"]
 
+RESERVE = 16384  # bytes kept in one piece for the app's buffers (see app_code)
+
 
 class LiveError(BoardError):
     """Live classification could not start or stopped with an error on the board."""
@@ -78,18 +80,25 @@ def app_code(model_path: str, source: SourceSpec, *, hop: int | None = None, smo
              threshold: float | None = None, sleep_ms: int = 0, windows: int | None = None,
              seconds: float | None = None, backend: str | None = None) -> str:
     """The board code that runs the live classifier and prints its protocol."""
+    # Loading modules leaves a small heap (an m0's 140 KiB) in pieces of a few KiB, too small for the
+    # sampler's ring: hold RESERVE bytes in one piece through the imports and free it for the buffers.
     return (
+        f"_r = bytearray({RESERVE})\n"
         "import mpml, gc\n"
+        "try:\n    import mpml._native\nexcept Exception:\n    pass\n"
+        f"_m = mpml.load({model_path!r}, {backend!r})\n"
         "from mpml.sources import *\n"
         "from mpml.classify import Classifier\n"
-        f"_m = mpml.load({model_path!r}, {backend!r})\n"
+        "import mpml.sampler\n"
+        "_r = None\n"
+        "gc.collect()\n"
         f"_c = Classifier(_m, {source.code}, hop={hop!r}, smooth={smooth!r}, threshold={threshold!r}, "
         f"sleep_ms={sleep_ms!r})\n"
         "gc.collect()\n"
         "print('@H', gc.mem_alloc(), gc.mem_free())\n"
         f"_c.run(windows={windows!r}, seconds={seconds!r}, emit=True)\n"
         "_c.sampler.source.close()\n"
-        "del _m, _c\n"
+        "del _m, _c, _r\n"
     )
 
 
@@ -120,10 +129,13 @@ def classify_live(board, model: str, source: str | SourceSpec, *, hop: int | Non
     conn: Connection = board.conn if hasattr(board, "conn") else board
     spec = parse_source(source) if isinstance(source, str) else source
     path = model if model.startswith("/") else f"/models/{model[:-5] if model.endswith('.mpml') else model}.mpml"
+    # The upload and then the app each want an unfragmented heap (an m0 has 140 KiB): soft resets.
+    conn.reset()
     if spec.upload is not None:
         local, dest = spec.upload
         conn.exec(f"import os\ntry:\n    os.mkdir({dest.rsplit('/', 1)[0]!r})\nexcept OSError:\n    pass\n")
         write_files(conn, {dest: local.read_bytes()})
+        conn.reset()
     run = LiveRun()
     t0 = time.monotonic()
     code = app_code(path, spec, hop=hop, smooth=smooth, threshold=threshold, sleep_ms=sleep_ms, windows=windows,
