@@ -101,6 +101,10 @@ def main() -> None:
                             t = time.monotonic()
                             push_model(bd, f)
                             pm.append(time.monotonic() - t)
+                        # Room for the next file on a small filesystem (the m0's 256 KiB holds the runtime too).
+                        from mpml.device.models import rm_model
+                        rm_model(bd, f.stem)
+                        bd.conn.exec("import os\nos.remove('/models/cp.mpml')")
                     inproc.append((kind, what, size, statistics.median(cp), statistics.median(pm)))
         finally:
             virtual.stop_all()

@@ -240,6 +240,9 @@ class Board:
         return f"<Board {self.name} on {self.port}>"
 
 
+_PROMPTS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>")  # the friendly and the raw REPL's prompts
+
+
 def _stop_program(conn: Connection, attempts: int = 2, quiet: float = 0.15, first: float = 0.5,
                   limit: float = 2.0) -> bool:
     """Send Ctrl-C until the board stops printing; True if a program was running (it said KeyboardInterrupt)."""
@@ -257,6 +260,9 @@ def _stop_program(conn: Connection, attempts: int = 2, quiet: float = 0.15, firs
             last = time.monotonic()
         elif time.monotonic() - last > (quiet if seen else first):
             # A board slowed down by a busy host may take a while to answer at all.
+            break
+        elif seen.endswith(_PROMPTS) and time.monotonic() - last > 0.03:
+            # At a prompt after both Ctrl-Cs: idle (or stopped), no need to wait out the quiet time.
             break
         else:
             time.sleep(0.01)
