@@ -73,7 +73,7 @@ def pick_recordings(ds, per_class: int):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--board", default=os.environ.get("BOARD", "m0"), help="virtual board kind (default m0)")
+    ap.add_argument("--board", default=os.environ.get("DEMO_BOARD", "m0"), help="virtual board kind (default m0; make demo DEMO_BOARD=unix)")
     ap.add_argument("--port", default=os.environ.get("PORT") or None, help="a real board's serial port instead")
     ap.add_argument("--per-class", type=int, default=4, help="training recordings collected per exercise")
     ap.add_argument("--speed", type=float, default=10.0, help="replay speed (1 = real time)")
@@ -212,6 +212,11 @@ def main() -> int:
         if us:
             print(f"      features + inference per window: median {statistics.median(us) / 1000:.2f} ms"
                   + (" (qemu's speed, not a real chip's)" if started is not None and args.board != "unix" else ""))
+        from mpml import boards as board_files
+        from mpml.inspect import inspect_file
+        pico = [f for f in inspect_file(model_path, [board_files.board("pico")]).boards][0]
+        print(f"      on a Pico (RP2040 at 125 MHz) the model's inference is estimated at "
+              f"{pico.latency_s * 1000:.1f} ms (mpml inspect: Cortex-M0 cycles per MAC)")
         print(f"      model: {len(blob)} bytes; heap in use on the board with the model and the app loaded: "
               f"{(run.heap_used or 0) // 1024} KiB ({(run.heap_free or 0) // 1024} KiB free)")
         done(t0)

@@ -612,6 +612,19 @@ def _host_timed(conn: Connection, code: str, repeat: int) -> float:
     return best
 
 
+def _emulated(board) -> bool:
+    """Whether `board` is a qemu virtual board (its CPU runs at the emulator's pace)."""
+    name, port = getattr(board, "virtual_name", None), getattr(board, "port", None)
+    try:
+        from mpml import virtual
+        for vb in virtual.boards():
+            if vb.name == name or (port and vb.port == port):
+                return virtual.spec(vb.kind).engine == "qemu"
+    except Exception:  # noqa: BLE001 - a board that went away is simply not known as emulated
+        pass
+    return False
+
+
 def bench(board, model, runs: int = 100, backend: str | None = None, per_layer: bool = True) -> BenchResult:
     """Latency over `runs` runs of Model.run, per-layer times, peak heap, backend.
 
@@ -633,6 +646,8 @@ def bench(board, model, runs: int = 100, backend: str | None = None, per_layer: 
         per_op = np.array([float(v) for v in _lines(out, "L")[0].split()]).reshape(runs, -1)
         op_us = [float(v) for v in np.median(per_op, axis=0)] if per_layer else None
         clock = "time.ticks_us on the board (1 µs resolution)"
+        if _emulated(board):
+            clock += "; a qemu virtual board: real time, but the emulator's speed, not a real chip's"
         notes.append("per-layer times are medians of run_timed() (a ticks_us pair around each op); "
                      "the latency is timed around whole run() calls")
     else:
