@@ -35,6 +35,9 @@ import time
 import tomllib
 from pathlib import Path
 
+# The folder-per-configuration rule of the virtual boards' builds (run as a script: its folder is on sys.path).
+from build_firmware import fresh_dir
+
 REPO = Path(__file__).resolve().parents[2]
 JOBS = str(os.cpu_count() or 2)
 
@@ -90,16 +93,6 @@ def run(args: list[str], log: Path, env: dict | None = None, cwd: Path | None = 
     if rc != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise ImageError(f"`{' '.join(str(a) for a in args[:3])} ...` failed (exit {rc}); log: {log}\n{tail}")
-
-
-def fresh_dir(out: Path, config: dict) -> None:
-    """Wipe `out` unless it was configured with exactly this configuration (CMake caches paths)."""
-    stamp = out / ".mpml-config.json"
-    want = json.dumps(config, sort_keys=True)
-    if out.exists() and (not stamp.exists() or stamp.read_text() != want):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(want)
 
 
 def debian_mirror() -> str:
