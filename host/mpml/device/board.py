@@ -269,6 +269,26 @@ def _stop_program(conn: Connection, attempts: int = 2, quiet: float = 0.15, firs
     return b"KeyboardInterrupt" in seen
 
 
+def on_each_board(ports: list[str], fn) -> list:
+    """`fn(port)` on every port at once, a thread each; per port, in order, what it returned or raised."""
+    import threading
+
+    results: list = [None] * len(ports)
+
+    def one(i: int, port: str) -> None:
+        try:
+            results[i] = fn(port)
+        except Exception as e:  # noqa: BLE001 - every board gets its result
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i, p), daemon=True) for i, p in enumerate(ports)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 class RuntimeMismatch(BoardError):
     """The mpml runtime on the board is missing, of another version, or its native module does not load."""
 

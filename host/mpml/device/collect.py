@@ -44,7 +44,7 @@ from mpremote.transport import TransportError
 from mpml.data.dataset import DatasetError
 from mpml.data.io import MANIFEST, DatasetAppender
 
-from .board import Board, require_runtime
+from .board import Board, on_each_board, require_runtime
 from .connection import BoardError, BoardExecError, Connection
 from .sources import SourceError, SourceSpec, parse_source
 
@@ -722,21 +722,8 @@ def _has_buffer(b: Board) -> bool:
 
 def collect_all(ports: list[str], label: str, **kw) -> list[CollectResult | Exception]:
     """`collect` on every board in `ports` at once, one thread each, one recording per board."""
-    results: list[CollectResult | Exception] = [None] * len(ports)  # type: ignore[list-item]
     lock = threading.Lock()  # one manifest writer at a time in this process
-
-    def one(i: int, port: str) -> None:
-        try:
-            results[i] = collect(port, label, appender_lock=lock, **kw)
-        except Exception as e:  # noqa: BLE001 - every board gets its line
-            results[i] = e
-
-    threads = [threading.Thread(target=one, args=(i, p), daemon=True) for i, p in enumerate(ports)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return on_each_board(ports, lambda port: collect(port, label, appender_lock=lock, **kw))
 
 
 class LiveLine:

@@ -36,7 +36,7 @@ from typing import Callable
 
 from mpml import blobfmt as F
 
-from .board import Board, require_runtime
+from .board import Board, on_each_board, require_runtime
 from .connection import BoardError, BoardExecError, Connection
 from .transfer import CHUNK, send_binary, send_chunks
 
@@ -293,27 +293,23 @@ def push_all(path, ports: list[str] | None = None, name: str | None = None,
         ports = attached_ports()
     if not ports:
         raise BoardError("no board attached: no USB serial board, and no virtual board running")
-    results: list[PushResult | Exception] = [None] * len(ports)  # type: ignore[list-item]
     lock = threading.Lock()
     out = out or sys.stdout
 
-    def one(i, port):
-        try:
-            r = push_model(port, path, name=name)
-            line = r.line()
-        except Exception as e:  # noqa: BLE001 - every board gets its line
-            r = e
-            line = f"{port}: FAILED: {str(e).strip()}"
-        results[i] = r
+    def say(line: str) -> None:
         with lock:
             print(line, file=out, flush=True)
 
-    threads = [threading.Thread(target=one, args=(i, p), daemon=True) for i, p in enumerate(ports)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    def one(port):
+        try:
+            r = push_model(port, path, name=name)
+        except Exception as e:  # noqa: BLE001 - every board gets its line
+            say(f"{port}: FAILED: {str(e).strip()}")
+            raise
+        say(r.line())
+        return r
+
+    return on_each_board(ports, one)
 
 
 def attached_ports() -> list[str]:
