@@ -14,6 +14,8 @@
 
 from micropython import const
 
+from mpml.i2cpart import I2CPart
+
 _DEVID = const(0x00)
 _BW_RATE = const(0x2C)
 _POWER_CTL = const(0x2D)
@@ -27,7 +29,7 @@ RATES = {3200: 0xF, 1600: 0xE, 800: 0xD, 400: 0xC, 200: 0xB, 100: 0xA, 50: 0x9, 
 RANGES_G = (2, 4, 8, 16)
 
 
-class ADXL345:
+class ADXL345(I2CPart):
     """Acceleration X, Y, Z in g as int16 counts (scale 1/256 g per count).
 
     rate_hz: one of RATES (800 at most on I2C at 400 kHz: the datasheet's
@@ -38,14 +40,12 @@ class ADXL345:
     max_rate_hz = 800
 
     def __init__(self, i2c, address=0x53, rate_hz=100, range_g=16, fifo=True, bus=None):
-        self.i2c = i2c
-        self.address = address
-        self.bus = bus
+        I2CPart.__init__(self, i2c, address, bus)
         if rate_hz not in RATES:
             raise ValueError("ADXL345 rate_hz must be one of %s" % sorted(RATES))
         if range_g not in RANGES_G:
             raise ValueError("ADXL345 range_g must be one of %s" % (RANGES_G,))
-        b1 = self._b1 = bytearray(1)
+        b1 = self._b1
         self._read(_DEVID, b1)
         if b1[0] != 0xE5:
             raise OSError(19, "I2C %s address 0x%02x answered DEVID=0x%02x: not an ADXL345 (0xE5)"
@@ -68,27 +68,6 @@ class ADXL345:
         self._write(_DATA_FORMAT, 0x08 | RANGES_G.index(range_g))  # FULL_RES
         self._write(_FIFO_CTL, 0x80 if fifo else 0x00)  # stream mode / bypass
         self._write(_POWER_CTL, 0x08)  # measure
-
-    def _bus(self):
-        return self.bus if self.bus is not None else repr(self.i2c)
-
-    def _read(self, reg, buf):
-        try:
-            self.i2c.readfrom_mem_into(self.address, reg, buf)
-        except OSError as e:
-            from mpml.sources import i2c_error
-
-            raise i2c_error(e, "ADXL345", self.address, self._bus())
-
-    def _write(self, reg, value):
-        b = self._b1
-        b[0] = value
-        try:
-            self.i2c.writeto_mem(self.address, reg, b)
-        except OSError as e:
-            from mpml.sources import i2c_error
-
-            raise i2c_error(e, "ADXL345", self.address, self._bus())
 
     def entries(self):
         """Samples waiting: FIFO entries (0..32), plus the one in the output registers."""

@@ -16,6 +16,8 @@
 
 from micropython import const
 
+from mpml.i2cpart import I2CPart
+
 _SMPLRT_DIV = const(0x19)
 _CONFIG = const(0x1A)
 _GYRO_CONFIG = const(0x1B)
@@ -38,7 +40,7 @@ ACCEL_RANGES_G = (2, 4, 8, 16)
 GYRO_RANGES_DPS = (250, 500, 1000, 2000)
 
 
-class MPU6050:
+class MPU6050(I2CPart):
     """Accel (g) and optionally gyro (deg/s) as int16 counts: physical = count * scale.
 
     rate_hz: 4..1000 (rounded to 1000/(1+div); see .rate_hz). fifo=False reads
@@ -50,12 +52,10 @@ class MPU6050:
 
     def __init__(self, i2c, address=0x68, rate_hz=100, accel_range_g=4, gyro_range_dps=500, gyro=True,
                  fifo=True, block=16, bus=None):
-        self.i2c = i2c
-        self.address = address
-        self.bus = bus
+        I2CPart.__init__(self, i2c, address, bus)
         if accel_range_g not in ACCEL_RANGES_G or gyro_range_dps not in GYRO_RANGES_DPS:
             raise ValueError("accel_range_g one of %s, gyro_range_dps one of %s" % (ACCEL_RANGES_G, GYRO_RANGES_DPS))
-        b1 = self._b1 = bytearray(1)
+        b1 = self._b1
         self._read(_WHO_AM_I, b1)
         who = b1[0]
         if who not in PARTS:
@@ -97,9 +97,6 @@ class MPU6050:
         else:
             self._write(_FIFO_EN, 0)
 
-    def _bus(self):
-        return self.bus if self.bus is not None else repr(self.i2c)
-
     def _sleep_ms(self, ms):
         try:
             from time import sleep_ms
@@ -107,24 +104,6 @@ class MPU6050:
             sleep_ms(ms)
         except ImportError:
             pass
-
-    def _read(self, reg, buf):
-        try:
-            self.i2c.readfrom_mem_into(self.address, reg, buf)
-        except OSError as e:
-            from mpml.sources import i2c_error
-
-            raise i2c_error(e, self.__class__.__name__, self.address, self._bus())
-
-    def _write(self, reg, value):
-        b = self._b1
-        b[0] = value
-        try:
-            self.i2c.writeto_mem(self.address, reg, b)
-        except OSError as e:
-            from mpml.sources import i2c_error
-
-            raise i2c_error(e, self.__class__.__name__, self.address, self._bus())
 
     def reset_fifo(self):
         """Empty the FIFO and start filling it again."""
