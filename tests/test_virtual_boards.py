@@ -82,6 +82,22 @@ def test_qemu_ramdisk_has_the_stated_size(board, conn):
     assert bsize * blocks == spec_bytes
 
 
+def test_qemu_ramdisk_block_device_refuses_blocks_outside_the_disk(board, conn):
+    # vboard.RAMDisk is C: a bad block number or offset must give -EIO (what
+    # littlefs and Python callers check), never a read or write past the disk.
+    if not board.state.get("ramdisk_bytes"):
+        pytest.skip("the unix board's filesystem is a host folder, not a RAM disk")
+    conn.exec("import vboard\nd = vboard.RAMDisk(512)\nn = d.ioctl(4, 0)\nb = bytearray(1024)")
+    count, size = conn.eval("(n, d.ioctl(5, 0))")
+    assert size == 512 and count * size == board.state["ramdisk_bytes"]
+    assert conn.eval("(d.readblocks(0, b), b'littlefs' in b)") == (0, True)  # blocks 0-1: the superblock
+    assert conn.eval("(d.readblocks(n, b), d.readblocks(n - 1, b), d.readblocks(0, b, 512 * 1024 * 1024),"
+                     " d.writeblocks(-1, b), d.writeblocks(n, b, 4))") == (-5,) * 5
+    with pytest.raises(BoardExecError, match="ValueError"):
+        conn.exec("import vboard; vboard.RAMDisk(100)")
+    assert conn.eval("len(__import__('os').listdir('/'))") > 0  # the filesystem is as it was
+
+
 def test_files_survive_a_soft_reset(board, conn):
     conn.exec("with open('/keep.txt', 'w') as f: f.write('flash')")
     conn.close()

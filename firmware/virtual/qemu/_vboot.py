@@ -6,30 +6,8 @@ import vfs
 import vboard
 
 
-class _RAMBlockDev:
-    # Extended block-device protocol (offsets, erase) as littlefs expects.
-    def __init__(self, mem, block_size):
-        self.mem = mem
-        self.block_size = block_size
-
-    def readblocks(self, block, buf, offset=0):
-        start = block * self.block_size + offset
-        buf[:] = self.mem[start : start + len(buf)]
-
-    def writeblocks(self, block, buf, offset=0):
-        start = block * self.block_size + offset
-        self.mem[start : start + len(buf)] = buf
-
-    def ioctl(self, op, arg):
-        if op == 4:  # block count
-            return len(self.mem) // self.block_size
-        if op == 5:  # block size
-            return self.block_size
-        return 0
-
-
 def _mount():
-    bdev = _RAMBlockDev(vboard.ramdisk(), 512)
+    bdev = vboard.RAMDisk(512)
     try:
         vfs.mount(vfs.VfsLfs2(bdev), "/")
     except OSError:
@@ -48,4 +26,4 @@ def _mount():
 _mount()
 if "/lib" not in sys.path:
     sys.path.append("/lib")
-del _mount, _RAMBlockDev, sys, vfs, vboard
+del _mount, sys, vfs, vboard

@@ -4,7 +4,8 @@
 // runs; the qemu port does neither. This module gives it both, without
 // touching MicroPython's own sources:
 //   - a RAM disk outside the GC heap, so it survives soft resets (the heap is
-//     wiped on every soft reset, which mpremote triggers on each connect);
+//     wiped on every soft reset, which mpremote triggers on each connect),
+//     and its block device (vboard_ramdisk.c);
 //   - an input poll hooked into the VM loop that turns Ctrl-C into
 //     KeyboardInterrupt and queues every other byte for stdin;
 //   - a port-init hook that runs the frozen _vboot.py after every mp_init();
@@ -19,28 +20,14 @@
 
 #include "py/runtime.h"
 #include "py/mphal.h"
-#include "py/objarray.h"
 #include "py/smallint.h"
 #include "shared/runtime/interrupt_char.h"
 #include "shared/runtime/pyexec.h"
-
-#ifndef VBOARD_RAMDISK_BYTES
-#define VBOARD_RAMDISK_BYTES (64 * 1024)
-#endif
 
 #define VBOARD_RX_BUF_BYTES (512)
 
 // Provided by the port's uart.c; reached through the linker's --wrap.
 int __real_uart_rx_chr(void);
-
-#ifdef VBOARD_RAMDISK_ADDR
-// Memory the machine has beyond what the firmware's linker script knows (the
-// m0 board): the disk stands for a real board's flash, and the MicroPython
-// heap keeps the size it would have on the real chip.
-#define vboard_ramdisk_mem ((uint8_t *)(VBOARD_RAMDISK_ADDR))
-#else
-static uint8_t vboard_ramdisk_mem[VBOARD_RAMDISK_BYTES] __attribute__((aligned(8)));
-#endif
 
 // Bytes read from the UART while Python was running, waiting for stdin.
 static uint8_t vboard_rx_buf[VBOARD_RX_BUF_BYTES];
@@ -528,16 +515,11 @@ void vboard_port_init(void) {
     pyexec_frozen_module("_vboot.py", false);
 }
 
-// vboard.ramdisk(): the RAM disk's memory, for the block device in _vboot.py.
-static mp_obj_t vboard_ramdisk(void) {
-    // Writable view: the block device writes through it.
-    return mp_obj_new_memoryview(MP_OBJ_ARRAY_TYPECODE_FLAG_RW | 'B', VBOARD_RAMDISK_BYTES, vboard_ramdisk_mem);
-}
-static MP_DEFINE_CONST_FUN_OBJ_0(vboard_ramdisk_obj, vboard_ramdisk);
+extern const mp_obj_type_t vboard_ramdisk_type;
 
 static const mp_rom_map_elem_t vboard_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_vboard) },
-    { MP_ROM_QSTR(MP_QSTR_ramdisk), MP_ROM_PTR(&vboard_ramdisk_obj) },
+    { MP_ROM_QSTR(MP_QSTR_RAMDisk), MP_ROM_PTR(&vboard_ramdisk_type) },
     { MP_ROM_QSTR(MP_QSTR_Timer), MP_ROM_PTR(&vboard_timer_type) },
     { MP_ROM_QSTR(MP_QSTR_CPU_HZ), MP_ROM_INT(VBOARD_CPU_HZ) },
 };
