@@ -76,6 +76,28 @@ def free():
     return s[0] * s[4]
 
 
+def info():
+    """What a push checks first (host: mpml.device.models): the blob format and op codes this runtime
+    reads, free heap with the store loaded, free flash, and whether the board can inflate zlib and
+    take raw bytes on stdin. A function here rather than code in the host's probe: the board
+    compiles one line instead of twenty."""
+    import gc
+    import sys
+    from mpml import blobfmt, ops
+    try:
+        fl = free()
+    except OSError:
+        fl = None
+    try:
+        import deflate
+        z = hasattr(deflate, "DeflateIO")
+    except ImportError:
+        z = False
+    gc.collect()
+    return {"version": blobfmt.VERSION, "ops": sorted(ops.OPS), "heap": gc.mem_free(), "flash": fl,
+            "deflate": z, "recv": hasattr(getattr(sys.stdin, "buffer", sys.stdin), "readinto")}
+
+
 def manifest():
     import json
     try:

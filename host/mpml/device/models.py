@@ -91,22 +91,9 @@ def summarize_blob(data: bytes) -> BlobSummary:
                        opcodes)
 
 
-_PROBE = """\
-import gc, mpml, mpml.blobfmt as _F, mpml.ops as _O, mpml.store as _st
-gc.collect()
-try:
-    _fl = _st.free()
-except Exception:
-    _fl = None
-try:
-    import deflate
-    _z = hasattr(deflate, 'DeflateIO')
-except ImportError:
-    _z = False
-import sys
-_b = hasattr(_st, 'recv') and hasattr(getattr(sys.stdin, 'buffer', sys.stdin), 'readinto')
-print(repr((_F.VERSION, sorted(_O.OPS), gc.mem_free(), _fl, _z, _b)))
-"""
+# What a push needs to know (mpml.store.info), asked within require_runtime's
+# probe: one round trip.
+_PUSH_PROBE = "import mpml.store as _st\n_x.update(_st.info())"
 
 
 def _op_name(code: int) -> str:
@@ -225,16 +212,15 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
     name = _model_name(path, summary, name)
     b, own = _as_board(board)
     try:
-        require_runtime(b)
+        # Storing runs no model: the native module need not load (run, eval and bench check it).
+        x = require_runtime(b, check_native=False, extra=_PUSH_PROBE).extra
         conn = b.conn
-        try:
-            version, board_ops, heap, flash, has_deflate, has_recv = ast.literal_eval(
-                conn.exec(_PROBE).strip().splitlines()[-1])
-        except BoardExecError as e:
+        if "error" in x or "ops" not in x:
             raise PushError(f"{b.name}: the mpml runtime there cannot store models "
-                            f"({e.traceback.strip().splitlines()[-1]}): update it with "
-                            f"`mpml install --port {b.port_hint()}`") from None
-        why = check_fits(summary, version, board_ops, heap, flash)
+                            f"({x.get('error', 'no answer')}): update it with "
+                            f"`mpml install --port {b.port_hint()}`")
+        has_deflate, has_recv = x["deflate"], x["recv"]
+        why = check_fits(summary, x["version"], x["ops"], x["heap"], x["flash"])
         if why:
             raise PushError(f"{name} does not fit {b.name}:\n  " + "\n  ".join(why))
         if compress is None:
