@@ -24,7 +24,7 @@ $(STAMPS)/venv: host/pyproject.toml | system-packages
 	@echo "mpml setup: creating the virtual environment in $(VENV)"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e 'host[test]'
+	@$(PY) -m pip install -q -e 'host[test]' --config-settings editable_mode=compat
 	@mkdir -p $(STAMPS) && touch $@
 
 # MicroPython's own make is incremental, so this is cheap when nothing changed.

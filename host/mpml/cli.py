@@ -410,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("virtual", help="virtual boards that stand in for real ones")
     vsub = v.add_subparsers(dest="virtual_command", required=True)
     s = vsub.add_parser("start", help="start a virtual board and print its serial port")
-    s.add_argument("kind", choices=sorted(virtual.specs()), help="which board")
+    # Checked by virtual.start (unknown kinds get the list), not by argparse choices: reading every
+    # board file to build the parser slowed down every mpml command.
+    s.add_argument("kind", help="which kind of board (`mpml virtual list` shows the kinds)")
     s.add_argument("--name", help="name of this board (default: the kind); lets several of a kind run")
     s.add_argument("--fresh", action="store_true", help="erase the board's filesystem first")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the REPL")

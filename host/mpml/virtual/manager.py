@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -132,6 +131,8 @@ def start(kind: str, name: str | None = None, fresh: bool = False, timeout: floa
     if watch_pid:
         cmd += ["--watch-pid", str(watch_pid)]
     with open(state_dir / "supervisor.log", "ab") as log:
+        import subprocess  # only starting a board needs it (a command's start-up time)
+
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,7 +7,6 @@ how a board is started here, so a board is described in one place.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +70,8 @@ class VirtualBoardSpec:
 
 
 def _load(path: Path) -> VirtualBoardSpec:
+    import tomllib  # here, not at the top: every mpml command imports this module, few read board files
+
     data = tomllib.loads(path.read_text())
     virtual = data["virtual"]
     return VirtualBoardSpec(
