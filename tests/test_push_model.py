@@ -123,6 +123,37 @@ def test_refusals_before_sending():
     assert "refused" not in dict(list_models(board.name)) and leftovers(board) == []
 
 
+def test_runtime_missing_or_of_another_version_is_refused_naming_the_fix():
+    # push-model asks the board in one short exec; only when that fails does the full runtime check run,
+    # for its message. Nothing may be written either way.
+    from mpml.device import Board, RuntimeMismatch
+    from mpml.device.board import DEVICE_DIR
+    board = runtime_board("unix")
+    fix = f"mpml install --port {board.name}"
+    with Board.open(board.name) as b:
+        # (The unix board's VfsPosix in MicroPython 1.25 fails rename() when both paths are absolute.)
+        b.conn.exec(f"import os\nos.rename({DEVICE_DIR!r}, 'lib/mpml_aside')")
+        try:
+            with pytest.raises(RuntimeMismatch, match="not installed") as e:
+                push_model(b, blob(0), name="norun")
+            assert fix in str(e.value)
+        finally:
+            b.conn.exec(f"import os\nos.rename('/lib/mpml_aside', {DEVICE_DIR[1:]!r})")
+    with Board.open(board.name) as b:
+        b.conn.exec(f"import os\nos.rename({DEVICE_DIR + '/__init__.mpy'!r}, 'lib/mpml/init.aside')\n"
+                    f"open({DEVICE_DIR + '/__init__.py'!r}, 'w').write('__version__ = \"0.0.1\"\\n')")
+    try:
+        with pytest.raises(RuntimeMismatch, match="version 0.0.1") as e:
+            push_model(board.name, blob(0), name="oldrun")
+        assert fix in str(e.value)
+    finally:
+        with Board.open(board.name) as b:
+            b.conn.exec(f"import os\nos.remove({DEVICE_DIR + '/__init__.py'!r})\n"
+                        f"os.rename('lib/mpml/init.aside', {DEVICE_DIR[1:] + '/__init__.mpy'!r})")
+    names = dict(list_models(board.name))
+    assert "norun" not in names and "oldrun" not in names and leftovers(board) == []
+
+
 @pytest.mark.parametrize("kind", ["unix", "m0"])
 def test_corrupted_in_transit_replaces_nothing(kind):
     board = runtime_board(kind)

@@ -63,21 +63,8 @@ if _r['rt'] and %(native)r:
         _r['native'] = 'missing'
     except Exception as _e:
         _r['native'] = 'error: ' + str(_e)
-%(extra)sprint(repr(_r))
+print(repr(_r))
 del _r
-"""
-
-# A command's own questions, asked in the same exec once mpml imports: the
-# code fills the dict `_x` (BoardInfo.extra); what it raises lands there as 'error'.
-_EXTRA = """\
-if _r['rt'] and 'rt_error' not in _r:
-    _x = {}
-    try:
-%s
-    except Exception as _e:
-        _x['error'] = repr(_e)
-    _r['extra'] = _x
-    del _x
 """
 
 
@@ -207,23 +194,12 @@ class Board:
             raise
         return cls(conn, spec, interrupted)
 
-    def probe(self, *, check_native: bool = True, refresh: bool = False, extra: str = "") -> BoardInfo:
-        """Ask the board what it is (one round trip); cached unless `refresh` or `extra`.
-
-        `check_native` imports the native module to see that it loads (a
-        22 KB load on a small board: commands that do not run models skip it).
-        `extra`: board code for a command's own questions, run in the same
-        exec when the runtime imports; it fills the dict `_x`, returned as
-        `.extra` (`extra['error']` if it raised).
-        """
-        unchecked = check_native and self._info is not None and self._info.runtime_version \
-            and self._info.native is None
-        if self._info is not None and not refresh and not extra and not unchecked:
+    def probe(self, *, check_native: bool = True, refresh: bool = False) -> BoardInfo:
+        """Ask the board what it is (one round trip); cached unless `refresh`."""
+        if self._info is not None and not refresh:
             return self._info
         import ast
-        import textwrap
-        more = _EXTRA % textwrap.indent(extra.strip("\n"), " " * 8) if extra else ""
-        out = self.conn.exec(_PROBE % {"native": check_native, "extra": more}).strip().splitlines()
+        out = self.conn.exec(_PROBE % {"native": check_native}).strip().splitlines()
         r = ast.literal_eval(out[-1])
         mpy = r.get("mpy") or 0
         reported = arch_from_mpy(mpy) if mpy else None
@@ -249,7 +225,6 @@ class Board:
             board_file=bf.name if bf else None,
             virtual=self.virtual_name,
             runtime_error=r.get("rt_error"),
-            extra=r.get("extra") or {},
         )
         return self._info
 
@@ -323,18 +298,15 @@ class RuntimeMismatch(BoardError):
     """The mpml runtime on the board is missing, of another version, or its native module does not load."""
 
 
-def require_runtime(board: Board, *, native: bool = False, check_native: bool = True,
-                    extra: str = "") -> BoardInfo:
+def require_runtime(board: Board, *, native: bool = False) -> BoardInfo:
     """Check the board has this host's mpml runtime; returns the probe.
 
     `native=True` also requires the native module to load (for commands that
     need the C kernels, e.g. a benchmark of backend native); a missing one is
     fine otherwise (the runtime falls back to viper), a broken one never is.
-    `check_native=False` skips loading it (commands that run no model, such
-    as push-model). `extra`: see Board.probe. Raises RuntimeMismatch naming
-    the fix.
+    Raises RuntimeMismatch naming the fix.
     """
-    info = board.probe(check_native=check_native or native, extra=extra)
+    info = board.probe()
     fix = f"mpml install --port {board.port_hint()}"
     where = f"the board on {board.port}" if not board.virtual_name else f"the virtual board {board.virtual_name!r}"
     if info.runtime_version is None:

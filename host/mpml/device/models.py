@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import mpml
 from mpml import blobfmt as F
 
 from .board import Board, on_each_board, require_runtime
@@ -91,9 +92,23 @@ def summarize_blob(data: bytes) -> BlobSummary:
                        opcodes)
 
 
-# What a push needs to know (mpml.store.info), asked within require_runtime's
-# probe: one round trip.
-_PUSH_PROBE = "import mpml.store as _st\n_x.update(_st.info())"
+# What a push needs to know (mpml.store.info) and the runtime's version: one
+# short exec. require_runtime's probe (twenty lines for the board to compile)
+# only runs when this fails, for its messages.
+_PUSH_INFO = "import mpml, mpml.store as _st\nprint(repr((mpml.__version__, _st.info())))"
+
+
+def _push_info(b: Board) -> dict:
+    """The board's mpml.store.info(); RuntimeMismatch or PushError naming the fix when it cannot store models."""
+    try:
+        version, info = ast.literal_eval(b.conn.exec(_PUSH_INFO).strip().splitlines()[-1])
+    except BoardExecError as e:
+        version, info = None, e.traceback.strip().splitlines()[-1]
+    if version == mpml.__version__ and isinstance(info, dict):
+        return info
+    require_runtime(b)  # missing, another version, does not import: its message names the fix
+    raise PushError(f"{b.name}: the mpml runtime there cannot store models ({info}): update it with "
+                    f"`mpml install --port {b.port_hint()}`")
 
 
 def _op_name(code: int) -> str:
@@ -212,13 +227,8 @@ def push_model(board, path, name: str | None = None, progress: Callable[[int, in
     name = _model_name(path, summary, name)
     b, own = _as_board(board)
     try:
-        # Storing runs no model: the native module need not load (run, eval and bench check it).
-        x = require_runtime(b, check_native=False, extra=_PUSH_PROBE).extra
+        x = _push_info(b)
         conn = b.conn
-        if "error" in x or "ops" not in x:
-            raise PushError(f"{b.name}: the mpml runtime there cannot store models "
-                            f"({x.get('error', 'no answer')}): update it with "
-                            f"`mpml install --port {b.port_hint()}`")
         has_deflate, has_recv = x["deflate"], x["recv"]
         why = check_fits(summary, x["version"], x["ops"], x["heap"], x["flash"])
         if why:
