@@ -66,6 +66,8 @@ bench: setup
 	@$(PY) tools/bench/collect.py
 	@echo
 	@$(PY) tools/bench/features.py
+	@echo
+	@$(PY) tools/bench/push.py
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m mpml virtual stop --all >/dev/null 2>&1 || true
