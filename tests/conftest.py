@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -183,3 +184,16 @@ def _run_int8(blob, backends, ins, nout):
         m = None
         gc.collect()
 """
+
+
+@contextmanager
+def runtime_moved_aside(conn: Connection):
+    """The board's /lib/mpml moved aside for the block (as if never installed), put back after."""
+    # (The unix board's VfsPosix in MicroPython 1.25 fails rename() when both paths are absolute.)
+    from mpml.device.board import DEVICE_DIR
+    aside = DEVICE_DIR + "_aside"
+    conn.exec(f"import os\nos.rename({DEVICE_DIR!r}, {aside[1:]!r})")
+    try:
+        yield
+    finally:
+        conn.exec(f"import os\nos.rename({aside!r}, {DEVICE_DIR[1:]!r})")

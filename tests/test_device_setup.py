@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import runtime_board, start_board
+from conftest import runtime_board, runtime_moved_aside, start_board
 
 import mpml
 from mpml.device import Board, BoardError, RuntimeMismatch, require_runtime
@@ -121,14 +121,9 @@ def test_full_install_then_only_what_differs_and_stale_removed():
 
 def test_runtime_missing():
     vb = runtime_board("unix")
-    with Board.open(vb.name) as b:
-        # (The unix board's VfsPosix in MicroPython 1.25 fails rename() when both paths are absolute.)
-        b.conn.exec(f"import os\nos.rename({DEVICE_DIR!r}, 'lib/mpml_aside')")
-        try:
-            with pytest.raises(RuntimeMismatch) as e:
-                require_runtime(b)
-        finally:
-            b.conn.exec(f"import os\nos.rename('/lib/mpml_aside', {DEVICE_DIR[1:]!r})")
+    with Board.open(vb.name) as b, runtime_moved_aside(b.conn):
+        with pytest.raises(RuntimeMismatch) as e:
+            require_runtime(b)
     assert "not installed" in str(e.value) and f"mpml install --port {vb.name}" in str(e.value)
 
 

@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from conftest import runtime_board
+from conftest import runtime_board, runtime_moved_aside
 from mpml import blobfmt as F
 from mpml import ops
 from mpml.blob import write_blob
@@ -130,15 +130,10 @@ def test_runtime_missing_or_of_another_version_is_refused_naming_the_fix():
     from mpml.device.board import DEVICE_DIR
     board = runtime_board("unix")
     fix = f"mpml install --port {board.name}"
-    with Board.open(board.name) as b:
-        # (The unix board's VfsPosix in MicroPython 1.25 fails rename() when both paths are absolute.)
-        b.conn.exec(f"import os\nos.rename({DEVICE_DIR!r}, 'lib/mpml_aside')")
-        try:
-            with pytest.raises(RuntimeMismatch, match="not installed") as e:
-                push_model(b, blob(0), name="norun")
-            assert fix in str(e.value)
-        finally:
-            b.conn.exec(f"import os\nos.rename('/lib/mpml_aside', {DEVICE_DIR[1:]!r})")
+    with Board.open(board.name) as b, runtime_moved_aside(b.conn):
+        with pytest.raises(RuntimeMismatch, match="not installed") as e:
+            push_model(b, blob(0), name="norun")
+        assert fix in str(e.value)
     with Board.open(board.name) as b:
         b.conn.exec(f"import os\nos.rename({DEVICE_DIR + '/__init__.mpy'!r}, 'lib/mpml/init.aside')\n"
                     f"open({DEVICE_DIR + '/__init__.py'!r}, 'w').write('__version__ = \"0.0.1\"\\n')")

@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 from mpml import paths
+from mpml.device.board import DEVICE_DIR
 from mpml.device.connection import Connection
 
 __all__ = ["ARCHS", "PackageError", "build_package", "install", "native_module", "package_dir"]
 
 ARCHS = ("x64", "armv6m", "armv7m", "armv7emsp", "rv32imc", "xtensawin")
-DEVICE_DIR = "/lib/mpml"
 
 
 class PackageError(RuntimeError):
